@@ -1,0 +1,110 @@
+"""Cookie attributes, checked once at startup, and the Cookie / Set-Cookie header text.
+
+Attributes follow Starlette's spelling (``path=/; Max-Age=…; httponly; samesite=lax; secure``)
+so tests written against Starlette's SessionMiddleware keep passing. Contradictions browsers
+would silently reject are refused at startup instead: ``SameSite=None`` or ``Partitioned``
+without ``Secure``; a ``__Host-`` name with a domain, a path other than ``/`` or no ``Secure``;
+a ``__Secure-`` name without ``Secure``; any name or value with separators or control characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Literal
+
+from ._errors import ConfigurationError, SessionTooLarge
+
+__all__ = ["MAX_SET_COOKIE", "CookieOptions", "find_cookie"]
+
+MAX_SET_COOKIE = 4096
+"""Largest ``Set-Cookie`` value we send: the whole header value, name and attributes included."""
+
+SameSite = Literal["lax", "strict", "none"]
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a valid cookie name
+_ATTRIBUTE_VALUE = re.compile(r"[\x21-\x2b\x2d-\x3a\x3c-\x7e]+")  # printable, no ';' ',' or space
+_EXPIRED = "expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; "
+
+
+class CookieOptions:
+    """One cookie's name and attributes, validated, with the constant header parts precomputed."""
+
+    __slots__ = ("_deletion", "_flags", "_name_eq", "name", "path", "secure")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        path: str,
+        same_site: str,
+        secure: bool,
+        domain: str | None,
+        partitioned: bool,
+    ) -> None:
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise ConfigurationError(f"session_cookie {name!r} is not a valid cookie name (RFC 9110 token)")
+        if not isinstance(path, str) or not path.startswith("/") or not _ATTRIBUTE_VALUE.fullmatch(path):
+            raise ConfigurationError(f"path {path!r} must start with '/' and hold no ';', ',', spaces or controls")
+        if domain is not None and (not isinstance(domain, str) or not _ATTRIBUTE_VALUE.fullmatch(domain)):
+            raise ConfigurationError(f"domain {domain!r} must hold no ';', ',', spaces or controls")
+        same_site_value = same_site.lower() if isinstance(same_site, str) else same_site
+        if same_site_value not in ("lax", "strict", "none"):
+            raise ConfigurationError(f"same_site must be 'lax', 'strict' or 'none', got {same_site!r}")
+        if same_site_value == "none" and not secure:
+            raise ConfigurationError("same_site='none' needs https_only=True: browsers drop it without Secure")
+        if partitioned and not secure:
+            raise ConfigurationError("partitioned=True needs https_only=True: browsers drop it without Secure")
+        if name.startswith("__Host-") and (not secure or domain is not None or path != "/"):
+            raise ConfigurationError(
+                "a __Host- cookie needs https_only=True, path='/' and no domain; browsers drop it otherwise"
+            )
+        if name.startswith("__Secure-") and not secure:
+            raise ConfigurationError("a __Secure- cookie needs https_only=True; browsers drop it otherwise")
+
+        flags = "httponly; samesite=" + same_site_value
+        if secure:
+            flags += "; secure"
+        if domain is not None:
+            flags += f"; domain={domain}"
+        if partitioned:
+            flags += "; partitioned"
+        self.name = name
+        self.path = path
+        self.secure = secure
+        self._name_eq = name.encode("latin-1") + b"="
+        self._flags = flags
+        self._deletion = f"{name}=; path={path}; {_EXPIRED}{flags}"
+
+    def set_cookie(self, value: str, max_age: int | None) -> str:
+        """The ``Set-Cookie`` value for a sealed ``value``; raises :class:`SessionTooLarge`."""
+        age = "" if max_age is None else f"Max-Age={max_age}; "
+        header = f"{self.name}={value}; path={self.path}; {age}{self._flags}"
+        if len(header) > MAX_SET_COOKIE:
+            raise SessionTooLarge(len(header), MAX_SET_COOKIE, self.name)
+        return header
+
+    def deletion(self) -> str:
+        """The ``Set-Cookie`` value that makes the browser forget the cookie."""
+        return self._deletion
+
+    def find(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+        """The first value of this cookie in the request's Cookie headers, raw, or ``None``."""
+        return find_cookie(headers, self._name_eq)
+
+
+def find_cookie(headers: Iterable[tuple[bytes, bytes]], name_eq: bytes) -> str | None:
+    """Find ``name=`` in Cookie headers without unquoting or decoding anything.
+
+    The first occurrence wins (browsers send the most specific path first). The value comes back
+    exactly as sent, as latin-1 text, so quoted or escaped values fail the strict base64url check
+    later instead of being "repaired" here.
+    """
+    for key, value in headers:
+        if key != b"cookie" or name_eq not in value:
+            continue
+        for pair in value.split(b";"):
+            pair = pair.strip(b" \t")
+            if pair.startswith(name_eq):
+                return pair[len(name_eq) :].decode("latin-1")
+    return None

@@ -1,0 +1,113 @@
+"""The envelope: authenticated encryption of bytes into a cookie-safe string, and back.
+
+Format, version 1 (pinned by a known-answer test)::
+
+    cookie value = base64url_nopad( version | key_id | nonce | box )
+        version  1 byte    0x01
+        key_id   4 bytes   selects the key in the ring (see _keys.py)
+        nonce   24 bytes   fresh from the OS CSPRNG for every seal
+        box     16+n bytes crypto_secretbox_easy(plaintext, nonce, subkey): Poly1305 MAC then
+                           XSalsa20 ciphertext
+
+What you get: nobody without the key can read the plaintext or produce any value that opens
+(XSalsa20-Poly1305, 256-bit keys, random 192-bit nonces, so nonce reuse is not a practical risk).
+The subkey is derived per cookie name and per format version, so a value opens only under the
+name and version it was sealed for. The version and key id are not encrypted, and a flipped one
+selects another key or format and fails the MAC.
+
+What you do not get: the plaintext's length is visible (ciphertext length = plaintext + 16), and a
+sealed value can be replayed as long as its own timestamps allow.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from nacl.bindings import crypto_secretbox_easy, crypto_secretbox_open_easy
+from nacl.exceptions import CryptoError
+from nacl.utils import random as random_bytes
+
+from ._errors import InvalidCookie, Reason
+from ._keys import KEY_ID_SIZE, KeyRing
+
+__all__ = ["MAX_COOKIE_VALUE", "Envelope"]
+
+VERSION = 1
+NONCE_SIZE = 24
+MAC_SIZE = 16
+HEADER_SIZE = 1 + KEY_ID_SIZE + NONCE_SIZE
+MAX_COOKIE_VALUE = 4096
+"""No cookie we issue is longer than this; anything longer is refused before decoding."""
+
+_VERSION_BYTE = bytes([VERSION])
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+_MIN_TEXT = (HEADER_SIZE + MAC_SIZE) * 4 // 3
+
+
+def b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def b64decode_strict(text: str) -> bytes:
+    """Decode unpadded base64url, refusing anything our encoder would not have produced."""
+    if len(text) % 4 == 1 or not _BASE64URL.fullmatch(text):
+        raise InvalidCookie(Reason.MALFORMED)
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):  # pragma: no cover - the pattern and length rule this out
+        raise InvalidCookie(Reason.MALFORMED) from None
+    if b64encode(raw) != text:  # non-zero padding bits: one value, one encoding
+        raise InvalidCookie(Reason.MALFORMED)
+    return raw
+
+
+class Envelope:
+    """Seals and opens bytes for one cookie name with one key ring.
+
+    Build it once per cookie name at startup; it holds the derived subkeys.
+    """
+
+    __slots__ = ("_current_id", "_current_key", "_keys")
+
+    def __init__(self, keys: KeyRing, cookie_name: str) -> None:
+        self._keys = keys.subkeys(cookie_name)
+        self._current_id = keys.key_ids[0]
+        self._current_key = self._keys[self._current_id]
+
+    def __repr__(self) -> str:
+        return f"<Envelope: {len(self._keys)} key(s)>"
+
+    def seal(self, plaintext: bytes, *, nonce: bytes | None = None) -> str:
+        """Encrypt and authenticate ``plaintext`` with the current key.
+
+        ``nonce`` exists for known-answer tests only; leave it out and a fresh random one is used.
+        """
+        if nonce is None:
+            nonce = random_bytes(NONCE_SIZE)
+        box = crypto_secretbox_easy(plaintext, nonce, self._current_key)
+        return b64encode(_VERSION_BYTE + self._current_id + nonce + box)
+
+    def open(self, value: str) -> tuple[bytes, bool]:
+        """Return ``(plaintext, sealed_with_current_key)``, or raise :class:`InvalidCookie`.
+
+        Refuses oversized input before decoding it, and picks the key by id: one MAC check at
+        most, whatever the number of keys.
+        """
+        if len(value) > MAX_COOKIE_VALUE:
+            raise InvalidCookie(Reason.TOO_LARGE)
+        if len(value) < _MIN_TEXT:
+            raise InvalidCookie(Reason.MALFORMED)
+        raw = b64decode_strict(value)
+        if raw[0] != VERSION:
+            raise InvalidCookie(Reason.UNKNOWN_VERSION)
+        key_id = raw[1 : 1 + KEY_ID_SIZE]
+        key = self._keys.get(key_id)
+        if key is None:
+            raise InvalidCookie(Reason.UNKNOWN_KEY)
+        try:
+            plaintext = crypto_secretbox_open_easy(raw[HEADER_SIZE:], raw[1 + KEY_ID_SIZE : HEADER_SIZE], key)
+        except CryptoError:
+            raise InvalidCookie(Reason.BAD_MAC) from None
+        return plaintext, key_id == self._current_id

@@ -1,0 +1,79 @@
+"""Expiry rules, applied to the timestamps sealed inside a cookie, never to the browser's say-so.
+
+- ``max_age``: absolute cap, counted from the session's start (``issued_at``). Activity never
+  extends it. ``None`` means no absolute cap and a browser-session cookie (no ``Max-Age``).
+- ``idle_timeout``: a session not used for this long expires. Activity renews it, but only once
+  at least a quarter of the window has passed since the cookie was last sealed
+  (``RENEW_FRACTION``), so most read-only requests send no ``Set-Cookie``. A session therefore
+  expires after between 75% and 100% of ``idle_timeout`` without requests.
+- A session issued more than ``CLOCK_SKEW`` seconds in the future is refused (a server with a
+  fast clock, or a forged value sealed with a stolen key).
+
+Timestamps are whole seconds. A session is valid while ``now < expires_at``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._errors import ConfigurationError, Reason
+from ._payload import Payload
+
+__all__ = ["CLOCK_SKEW", "RENEW_FRACTION", "Lifetime"]
+
+CLOCK_SKEW = 60
+"""Seconds a cookie's issued-at may lie in the future and still be accepted."""
+RENEW_FRACTION = 4
+"""Idle renewal reseals once 1/RENEW_FRACTION of the idle window has passed."""
+
+
+def check_seconds(name: str, value: object, *, allow_none: bool, positive: bool) -> int | None:
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be a whole number of seconds, got {value!r}")
+    if positive and value <= 0:
+        raise ConfigurationError(f"{name} must be positive, got {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetime:
+    """The expiry policy of one middleware instance."""
+
+    max_age: int | None
+    idle_timeout: int | None
+
+    def __post_init__(self) -> None:
+        # max_age may be zero or negative (sessions that expire at once), as in Starlette.
+        check_seconds("max_age", self.max_age, allow_none=True, positive=False)
+        check_seconds("idle_timeout", self.idle_timeout, allow_none=True, positive=True)
+
+    def rejection(self, payload: Payload, now: int) -> Reason | None:
+        """Why ``payload`` is no longer valid at ``now``, or ``None`` if it is."""
+        if payload.issued_at > now + CLOCK_SKEW:
+            return Reason.FUTURE
+        if payload.expires_at is not None and now >= payload.expires_at:
+            return Reason.EXPIRED
+        if self.idle_timeout is not None and now >= payload.last_active + self.idle_timeout:
+            return Reason.IDLE
+        return None
+
+    def renewal_due(self, last_active: int, now: int) -> bool:
+        """Whether to reseal an unchanged session only to push its idle expiry forward."""
+        if self.idle_timeout is None:
+            return False
+        return now - last_active >= self.idle_timeout / RENEW_FRACTION
+
+    def expires_at(self, issued_at: int, max_age: int | None) -> int | None:
+        """The absolute expiry of a session that starts at ``issued_at`` with ``max_age``."""
+        return None if max_age is None else issued_at + max_age
+
+    def cookie_max_age(self, expires_at: int | None, now: int) -> int | None:
+        """The ``Max-Age`` to send, so the browser forgets the cookie when we would refuse it."""
+        limits = []
+        if expires_at is not None:
+            limits.append(expires_at - now)
+        if self.idle_timeout is not None:
+            limits.append(self.idle_timeout)
+        return min(limits) if limits else None
