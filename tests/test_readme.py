@@ -1,0 +1,109 @@
+"""Every code snippet in README.md runs: Python blocks in order, shell lines by what they do."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from sealed_sessions import KeyRing, generate_key
+from sealed_sessions.testing import seal
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def blocks(language: str) -> list[str]:
+    return [body for lang, body in BLOCK.findall(README) if lang == language]
+
+
+def shell_lines() -> list[str]:
+    lines = []
+    for body in blocks("bash"):
+        for line in body.splitlines():
+            line = re.sub(r"\s+# .*$", "", line).strip()
+            if line:
+                lines.append(line)
+    return lines
+
+
+def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=False
+    )
+
+
+def test_python_snippets_run_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each Python block in the README executes, in order, in one namespace, without error."""
+    monkeypatch.setenv("SESSION_KEY", generate_key())
+    python_blocks = blocks("python")
+    assert len(python_blocks) >= 5
+    namespace: dict[str, object] = {"__name__": "readme"}
+    for number, code in enumerate(python_blocks, 1):
+        exec(compile(code, f"README.md python block {number}", "exec"), namespace)  # noqa: S102 - our own README
+
+
+def check_keygen(line: str) -> None:
+    result = run_module("sealed_sessions", "keygen")
+    assert result.returncode == 0, result.stderr
+    KeyRing(result.stdout.strip())
+
+
+def check_inspect(line: str) -> None:
+    key1, key2 = generate_key(), generate_key()
+    cookie = seal(key2, {"user_id": 7})
+    words = shlex.split(line.replace("key1,key2", f"{key1},{key2}").replace("COOKIE_VALUE", cookie))
+    env_assignment, command = words[0], words[1:]
+    name, value = env_assignment.split("=", 1)
+    assert command[:3] == ["python", "-m", "sealed_sessions"]
+    result = run_module(*command[2:], env={**os.environ, name: value})
+    assert result.returncode == 0, result.stderr
+    assert '"user_id": 7' in result.stdout
+
+
+def check_pip_install(line: str) -> None:
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    for named in re.findall(r"\[([a-z,]+)\]", line):
+        for extra in named.split(","):
+            assert extra in extras, f"README installs unknown extra {extra!r}"
+
+
+def check_demo_command(line: str) -> None:
+    check_pip_install(line)
+    assert line.endswith(".venv/bin/python -m examples.demo")
+    result = run_module("examples.demo", "--help")
+    assert result.returncode == 0, result.stderr
+
+
+def check_test_command(line: str) -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert line in ci.splitlines(), ".ci/run must run the README's test command exactly"
+    check_pip_install(line)
+
+
+HANDLERS = [
+    (re.compile(r"python -m sealed_sessions keygen$"), check_keygen),
+    (re.compile(r"SEALED_SESSIONS_KEYS=\S+ python -m sealed_sessions inspect COOKIE_VALUE$"), check_inspect),
+    (re.compile(r"python3 -m venv \.venv && \.venv/bin/pip install .* -m examples\.demo$"), check_demo_command),
+    (re.compile(r'pip install -e "\.\[dev\]" && pytest$'), check_test_command),
+    (re.compile(r"pip install \S+$|pip install \"sealed-sessions\[[a-z,]+\]\"$"), check_pip_install),
+    # Creating and activating a virtual environment is exercised by .ci/run itself.
+    (re.compile(r"python3 -m venv \.venv && \. \.venv/bin/activate$"), lambda line: None),
+]
+
+
+@pytest.mark.parametrize("line", shell_lines())
+def test_shell_snippet(line: str) -> None:
+    """Each shell line in the README does what it says (or is checked against the file that runs it)."""
+    for pattern, handler in HANDLERS:
+        if pattern.search(line):
+            handler(line)
+            return
+    pytest.fail(f"README shell line with no check: {line!r}")
