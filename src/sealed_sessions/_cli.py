@@ -56,7 +56,7 @@ def _inspect(cookie: str, cookie_name: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sealed_sessions", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sealed_sessions", description=(__doc__ or "").split("\n", 1)[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("keygen", help="print a fresh random key")
     inspect = commands.add_parser("inspect", help=f"open a cookie with the keys in ${KEYS_ENV}")

@@ -12,8 +12,9 @@ Format, version 1 (pinned by a known-answer test)::
 What you get: nobody without the key can read the plaintext or produce any value that opens
 (XSalsa20-Poly1305, 256-bit keys, random 192-bit nonces, so nonce reuse is not a practical risk).
 The subkey is derived per cookie name and per format version, so a value opens only under the
-name and version it was sealed for. The version and key id are not encrypted, and a flipped one
-selects another key or format and fails the MAC.
+name and version it was sealed for. The version and key id are neither encrypted nor under the
+MAC: they only select how to open the rest, so a changed one is refused as an unknown version or
+key id, or selects another key and fails the MAC.
 
 What you do not get: the plaintext's length is visible (ciphertext length = plaintext + 16), and a
 sealed value can be replayed as long as its own timestamps allow.

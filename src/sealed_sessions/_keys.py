@@ -49,10 +49,6 @@ _HOW_TO = (
     f"{MIN_PASSPHRASE_LENGTH} characters."
 )
 
-KeyInput: TypeAlias = "str | bytes | Secret | Sequence[str | bytes | Secret] | KeyRing"
-"""What ``secret_key`` accepts: a key, a text secret, a ``starlette.datastructures.Secret``,
-a list of those (newest first), or a :class:`KeyRing`."""
-
 
 def generate_key() -> str:
     """Return a fresh random key as the base64url text that ``secret_key`` accepts."""
@@ -78,6 +74,10 @@ def _master_key(value: object, position: int) -> bytes:
     if not isinstance(value, str | Secret):
         raise ConfigurationError(f"{where}: expected a key (str or bytes), got {type(value).__name__}. {_HOW_TO}")
     text = str(value)  # a Secret gives up its value only here
+    if text != text.strip():
+        # A key read from a file or an environment variable with its newline would otherwise be
+        # taken as a different text secret, and servers that strip it would not share sessions.
+        raise ConfigurationError(f"{where}: the key starts or ends with whitespace; strip it. {_HOW_TO}")
     if _KEY_TEXT.fullmatch(text):
         try:
             raw = base64.urlsafe_b64decode(text.rstrip("=") + "=")
@@ -151,3 +151,10 @@ class KeyRing:
         """Map each key id to the subkey for ``cookie_name``, in ring order (current first)."""
         name = cookie_name.encode("utf-8")
         return {e.key_id: _blake2b(name, key=e.master, person=_SUBKEY_PERSON, size=KEY_SIZE) for e in self._entries}
+
+
+# Defined after KeyRing so that it is a real union at run time: typing.get_type_hints() on any
+# function annotated with it (ours or the application's) resolves without a NameError.
+KeyInput: TypeAlias = str | bytes | Secret | Sequence[str | bytes | Secret] | KeyRing
+"""What ``secret_key`` accepts: a key, a text secret, a ``starlette.datastructures.Secret``,
+a list of those (newest first), or a :class:`KeyRing`."""

@@ -6,8 +6,8 @@
   at least a quarter of the window has passed since the cookie was last sealed
   (``RENEW_FRACTION``), so most read-only requests send no ``Set-Cookie``. A session therefore
   expires after between 75% and 100% of ``idle_timeout`` without requests.
-- A session issued more than ``CLOCK_SKEW`` seconds in the future is refused (a server with a
-  fast clock, or a forged value sealed with a stolen key).
+- A session issued, or last sealed, more than ``CLOCK_SKEW`` seconds in the future is refused (a
+  server with a fast clock, or a value sealed with a stolen key to dodge the idle timeout).
 
 Timestamps are whole seconds. A session is valid while ``now < expires_at``.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._errors import ConfigurationError, Reason
-from ._payload import Payload
+from ._payload import MAX_TIMESTAMP, Payload
 
 __all__ = ["CLOCK_SKEW", "RENEW_FRACTION", "Lifetime"]
 
@@ -51,7 +51,7 @@ class Lifetime:
 
     def rejection(self, payload: Payload, now: int) -> Reason | None:
         """Why ``payload`` is no longer valid at ``now``, or ``None`` if it is."""
-        if payload.issued_at > now + CLOCK_SKEW:
+        if payload.issued_at > now + CLOCK_SKEW or payload.last_active > now + CLOCK_SKEW:
             return Reason.FUTURE
         if payload.expires_at is not None and now >= payload.expires_at:
             return Reason.EXPIRED
@@ -66,14 +66,24 @@ class Lifetime:
         return now - last_active >= self.idle_timeout / RENEW_FRACTION
 
     def expires_at(self, issued_at: int, max_age: int | None) -> int | None:
-        """The absolute expiry of a session that starts at ``issued_at`` with ``max_age``."""
-        return None if max_age is None else issued_at + max_age
+        """The absolute expiry of a session that starts at ``issued_at`` with ``max_age``.
+
+        Kept within what the cookie can carry: at least 1 (0 would mean "no expiry") and at most
+        ``2**63 - 1``, so a huge ``max_age`` means "practically never" instead of a failed seal.
+        """
+        if max_age is None:
+            return None
+        return min(max(issued_at + max_age, 1), MAX_TIMESTAMP)
 
     def cookie_max_age(self, expires_at: int | None, now: int) -> int | None:
-        """The ``Max-Age`` to send, so the browser forgets the cookie when we would refuse it."""
-        limits = []
-        if expires_at is not None:
-            limits.append(expires_at - now)
-        if self.idle_timeout is not None:
-            limits.append(self.idle_timeout)
-        return min(limits) if limits else None
+        """The ``Max-Age`` to send, so the browser forgets the cookie when we would refuse it.
+
+        ``None`` (no ``Max-Age``: a browser-session cookie) when the session has no absolute
+        expiry, even with an idle timeout: that one is enforced from the sealed ``last_active``.
+        Otherwise the time left, shortened to ``idle_timeout`` for a cookie sealed at ``now``.
+        """
+        if expires_at is None:
+            return None
+        if self.idle_timeout is None:
+            return expires_at - now
+        return min(expires_at - now, self.idle_timeout)

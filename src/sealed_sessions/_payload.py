@@ -9,6 +9,11 @@ Layout, version 1::
 
 JSON only, by construction: nothing here can build an object other than dict, list, str, int,
 float, bool and None, so a pickle or marshal payload is just an unreadable payload.
+
+Writing and reading apply the same rules (``check_json_value``), so whatever can be sealed opens
+again, and whatever opens can be sealed again unchanged: strict UTF-8 (no BOM, no UTF-16), no
+NaN, Infinity or overflowing numbers such as ``1e999``, no lone surrogates, at most ``MAX_DEPTH``
+levels below a session key. Duplicate object keys are not refused (the last one wins).
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ from typing import Any
 
 from ._errors import InvalidCookie, Reason, SessionDataError
 
-__all__ = ["MAX_DEPTH", "Payload", "check_json_value", "decode", "dump_data", "encode"]
+__all__ = ["MAX_DEPTH", "MAX_TIMESTAMP", "Payload", "check_json_value", "decode", "dump_data", "encode"]
 
 MAX_DEPTH = 32
-"""Deepest nesting of lists and objects a session may hold."""
+"""Deepest nesting a value stored under one session key may have: ``session["k"] = 1`` is depth
+1, ``session["k"] = [1]`` is depth 2 (the list and the number inside it each count)."""
 
 _HEADER = struct.Struct(">QQQ")
-_MAX_TIMESTAMP = 2**63 - 1
+MAX_TIMESTAMP = 2**63 - 1
+"""Largest timestamp a cookie carries (the header fields are unsigned, capped to fit int64)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +51,6 @@ class Payload:
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-def _depth_ok(value: Any, depth: int) -> bool:
-    if depth > MAX_DEPTH:
-        return False
-    if isinstance(value, dict):
-        return all(_depth_ok(v, depth + 1) for v in value.values())
-    if isinstance(value, list):
-        return all(_depth_ok(v, depth + 1) for v in value)
-    return True
 
 
 def dump_data(data: Mapping[str, Any]) -> bytes:
@@ -76,14 +73,17 @@ def decode(plaintext: bytes) -> Payload:
     if len(plaintext) < _HEADER.size + 2:
         raise InvalidCookie(Reason.BAD_PAYLOAD)
     issued_at, expires_at, last_active = _HEADER.unpack_from(plaintext)
-    if issued_at > _MAX_TIMESTAMP or expires_at > _MAX_TIMESTAMP or last_active > _MAX_TIMESTAMP:
+    if max(issued_at, expires_at, last_active) > MAX_TIMESTAMP:
         raise InvalidCookie(Reason.BAD_PAYLOAD)
     data_json = plaintext[_HEADER.size :]
     try:
-        data = json.loads(data_json, parse_constant=_no_constants)
+        # Decode first: json.loads(bytes) would also accept a BOM, UTF-16 and UTF-32.
+        data = json.loads(data_json.decode("utf-8"), parse_constant=_no_constants)
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InvalidCookie(Reason.BAD_PAYLOAD) from None
-    if not isinstance(data, dict) or not _depth_ok(data, 1):
+    # The same rules as at write time: 1e999 parses as inf and "\ud800" as a lone surrogate, and
+    # either would make the session impossible to seal again.
+    if not isinstance(data, dict) or _problem(data, 0) is not None:
         raise InvalidCookie(Reason.BAD_PAYLOAD)
     return Payload(data, data_json, issued_at, expires_at or None, last_active)
 
@@ -93,11 +93,12 @@ def check_json_value(key: object, value: object) -> None:
 
     Accepts dict (with str keys), list, str, int, finite float, bool and None, nested at most
     ``MAX_DEPTH`` deep. Refuses tuples and sets (they would come back as lists, or not at all),
-    non-string keys (JSON would turn them into strings), NaN and Infinity, and lone surrogates.
+    non-string keys (JSON would turn them into strings), NaN and Infinity, lone surrogates (in
+    keys too), and integers too long to print.
     """
     if not isinstance(key, str):
         raise SessionDataError(f"session keys must be str, got {type(key).__name__} ({key!r})")
-    problem = _problem(value, 1)
+    problem = _problem(key, 1) or _problem(value, 1)
     if problem is not None:
         raise SessionDataError(f"session[{key!r}] cannot be stored as JSON: {problem}")
 
@@ -105,7 +106,13 @@ def check_json_value(key: object, value: object) -> None:
 def _problem(value: object, depth: int) -> str | None:
     if depth > MAX_DEPTH:
         return f"nested more than {MAX_DEPTH} levels deep"
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        try:
+            int.__repr__(value)  # how json prints it; refused past sys.get_int_max_str_digits()
+        except ValueError:
+            return "an integer with too many digits for JSON"
         return None
     if isinstance(value, str):
         try:

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._envelope import Envelope
+from ._envelope import MAX_COOKIE_VALUE, Envelope
+from ._errors import SessionTooLarge
 from ._keys import KeyInput, KeyRing
+from ._lifetime import Lifetime
 from ._payload import check_json_value, decode, dump_data, encode
 
 __all__ = ["UnsealedCookie", "seal", "unseal"]
@@ -43,15 +45,20 @@ def seal(
     """Return a cookie value holding ``data``, as the middleware with these settings would seal it.
 
     ``issued_at`` defaults to now, ``last_active`` to ``issued_at``; ``nonce`` is for fixed test
-    vectors only.
+    vectors only. Raises :class:`SessionDataError` for data that is not JSON, and
+    :class:`SessionTooLarge` when the value alone is longer than any cookie that opens (the
+    middleware's own limit, on the whole ``Set-Cookie`` header, is slightly stricter).
     """
     for key, value in data.items():
         check_json_value(key, value)
     if issued_at is None:
         issued_at = int(time.time())
-    expires_at = None if max_age is None else issued_at + max_age
+    expires_at = Lifetime(max_age, None).expires_at(issued_at, max_age)
     plaintext = encode(dump_data(data), issued_at, expires_at, issued_at if last_active is None else last_active)
-    return Envelope(KeyRing(secret_key), session_cookie).seal(plaintext, nonce=nonce)
+    value = Envelope(KeyRing(secret_key), session_cookie).seal(plaintext, nonce=nonce)
+    if len(value) > MAX_COOKIE_VALUE:
+        raise SessionTooLarge(len(value), MAX_COOKIE_VALUE, session_cookie)
+    return value
 
 
 def unseal(secret_key: KeyInput, value: str, *, session_cookie: str = "session") -> UnsealedCookie:

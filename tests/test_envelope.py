@@ -1,0 +1,341 @@
+"""The envelope: strict decoding, tamper detection, key selection and the pinned format (A7-A15, B5, D3-D6, E1-E3)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from nacl.bindings import crypto_secretbox_easy, crypto_secretbox_open_easy
+
+import sealed_sessions._envelope as envelope_module
+from sealed_sessions import InvalidCookie, KeyRing, Reason
+from sealed_sessions._envelope import HEADER_SIZE, MAC_SIZE, MAX_COOKIE_VALUE, NONCE_SIZE, Envelope
+from sealed_sessions._payload import encode
+from sealed_sessions.testing import seal, unseal
+
+KEY_A = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
+KEY_B = "Qk3zT0Yc2sR8wW5eL1aN6hJ9uI4oP7gF2dS5aZ8xC1v"
+KEY_C = "m9N2b5V8c1X4z7L0k3J6h9G2f5D8s1A4q7W0e3R6t9Y"
+RAW_A = base64.urlsafe_b64decode(KEY_A + "=")
+PLAINTEXT = b"sealed-sessions test plaintext, 40 bytes"
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@pytest.fixture
+def env() -> Envelope:
+    return Envelope(KeyRing(KEY_A), "session")
+
+
+@pytest.fixture
+def cookie(env: Envelope) -> str:
+    return env.seal(PLAINTEXT)
+
+
+def reason_of(env: Envelope, value: str) -> Reason:
+    with pytest.raises(InvalidCookie) as info:
+        env.open(value)
+    return info.value.reason
+
+
+def test_round_trip(env: Envelope, cookie: str) -> None:
+    """A sealed value opens to the same bytes, reported as sealed with the current key."""
+    assert env.open(cookie) == (PLAINTEXT, True)
+    assert len(unb64(cookie)) == HEADER_SIZE + MAC_SIZE + len(PLAINTEXT)
+
+
+# -- strict base64url (A2-A5) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["+", "/", "=", " ", "!", ".", "\n", "\x00", "é", "\u0661", "\U0001f36a"])
+def test_a4_a5_character_outside_alphabet(env: Envelope, cookie: str, bad: str) -> None:
+    """One character outside [A-Za-z0-9_-] anywhere in a valid cookie makes it MALFORMED."""
+    for position in (0, 7, len(cookie) // 2, len(cookie) - 1):
+        assert reason_of(env, cookie[:position] + bad + cookie[position + 1 :]) == Reason.MALFORMED
+
+
+@pytest.mark.parametrize("padding", ["=", "==", "==="])
+def test_a4_padding_refused(env: Envelope, padding: str) -> None:
+    """Standard padding is refused even where it would be correct: one value, one encoding."""
+    for size in (40, 41):  # encodings with 2 and 1 padding characters
+        value = env.seal(b"x" * size)
+        assert reason_of(env, value + padding) == Reason.MALFORMED
+
+
+def test_a4_non_canonical_trailing_bits_refused(env: Envelope) -> None:
+    """A last character with non-zero unused bits decodes to the same bytes but is refused."""
+    value = env.seal(b"x" * 40)  # 85 bytes: the last character carries 4 unused bits
+    assert len(value) % 4 == 2
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    index = alphabet.index(value[-1])
+    assert index % 16 == 0
+    twin = value[:-1] + alphabet[index + 1]
+    assert unb64(twin) == unb64(value)  # a lenient decoder would accept it as the same cookie
+    assert reason_of(env, twin) == Reason.MALFORMED
+
+
+def test_a4_length_one_mod_four_refused(env: Envelope, cookie: str) -> None:
+    """A length of 4n+1 characters cannot be base64 and is MALFORMED."""
+    value = cookie + "A" * ((1 - len(cookie)) % 4)
+    assert len(value) % 4 == 1
+    assert reason_of(env, value) == Reason.MALFORMED
+
+
+@pytest.mark.parametrize("value", ["", " ", "\n", "\t\r\n", "invalid", "purejunk", "<!--", "!@#", "+/"])
+def test_a2_a3_garbage_is_malformed(env: Envelope, value: str) -> None:
+    """Empty, whitespace and short garbage values are MALFORMED."""
+    assert reason_of(env, value) == Reason.MALFORMED
+
+
+# -- length (A7-A10) ---------------------------------------------------------------------------
+
+
+def test_a7_shorter_than_header_nonce_and_mac(env: Envelope, cookie: str) -> None:
+    """Fewer bytes than version + key id + nonce + MAC is MALFORMED, whatever they hold."""
+    raw = unb64(cookie)
+    for size in range(HEADER_SIZE + MAC_SIZE):
+        assert reason_of(env, b64(raw[:size])) == Reason.MALFORMED
+
+
+def test_a8_exactly_header_nonce_and_mac(env: Envelope, cookie: str) -> None:
+    """A forged envelope with no plaintext fails the MAC; a real one opens to empty bytes."""
+    raw = unb64(cookie)
+    assert reason_of(env, b64(raw[: HEADER_SIZE + MAC_SIZE])) == Reason.BAD_MAC
+    assert env.open(env.seal(b"")) == (b"", True)
+
+
+def test_a9_truncated_at_every_length(env: Envelope, cookie: str) -> None:
+    """Every proper prefix of the bytes, and of the text, is refused."""
+    raw = unb64(cookie)
+    for size in range(len(raw)):
+        assert reason_of(env, b64(raw[:size])) in (Reason.MALFORMED, Reason.BAD_MAC)
+    assert reason_of(env, b64(raw[:-1])) == Reason.BAD_MAC
+    for size in range(len(cookie)):
+        assert reason_of(env, cookie[:size]) in (Reason.MALFORMED, Reason.BAD_MAC)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(lambda raw: raw + b"\x00", Reason.BAD_MAC, id="a10_append_byte"),
+        pytest.param(lambda raw: raw + raw, Reason.BAD_MAC, id="a10_append_itself"),
+        pytest.param(lambda raw: b"\x00" + raw, Reason.UNKNOWN_VERSION, id="a10_prepend_zero"),
+        pytest.param(lambda raw: b"\x01" + raw, Reason.UNKNOWN_KEY, id="a10_prepend_version"),
+        pytest.param(lambda raw: raw[:1] + raw, Reason.UNKNOWN_KEY, id="a10_duplicate_first_byte"),
+    ],
+)
+def test_a10_bytes_appended_or_prepended(
+    env: Envelope, cookie: str, change: Callable[[bytes], bytes], expected: Reason
+) -> None:
+    """Extra bytes before or after a valid envelope are refused."""
+    assert reason_of(env, b64(change(unb64(cookie)))) == expected
+
+
+@pytest.mark.parametrize("suffix", ["A", "AA", "AAA", "AAAA", "_-_-"])
+def test_a10_text_appended(env: Envelope, cookie: str, suffix: str) -> None:
+    """Extra characters after a valid cookie are refused."""
+    assert reason_of(env, cookie + suffix) in (Reason.MALFORMED, Reason.BAD_MAC)
+    assert reason_of(env, suffix + cookie) in (Reason.MALFORMED, Reason.UNKNOWN_VERSION)
+
+
+REGIONS = {
+    "version": (0, 1, Reason.UNKNOWN_VERSION),
+    "key_id": (1, 5, Reason.UNKNOWN_KEY),
+    "nonce": (5, HEADER_SIZE, Reason.BAD_MAC),
+    "mac": (HEADER_SIZE, HEADER_SIZE + MAC_SIZE, Reason.BAD_MAC),
+    "ciphertext": (HEADER_SIZE + MAC_SIZE, None, Reason.BAD_MAC),
+}
+
+
+@pytest.mark.parametrize("region", [pytest.param(name, id=f"a11_{name}") for name in REGIONS])
+def test_a11_bit_flip(env: Envelope, cookie: str, region: str) -> None:
+    """Flipping any one bit of any byte in the region is refused with the region's reason."""
+    raw = unb64(cookie)
+    start, end, expected = REGIONS[region]
+    positions = range(start, len(raw) if end is None else end)
+    assert len(positions) > 0
+    for position in positions:
+        for bit in range(8):
+            flipped = bytearray(raw)
+            flipped[position] ^= 1 << bit
+            assert reason_of(env, b64(bytes(flipped))) == expected, (position, bit)
+
+
+def test_a11_key_id_flipped_into_another_ring_key_fails_mac() -> None:
+    """A key id changed to another key of the ring selects that key and fails the MAC."""
+    ring = KeyRing([KEY_A, KEY_B])
+    env = Envelope(ring, "session")
+    raw = bytearray(unb64(env.seal(PLAINTEXT)))
+    raw[1:5] = ring.key_ids[1]
+    assert reason_of(env, b64(bytes(raw))) == Reason.BAD_MAC
+
+
+@pytest.mark.parametrize("version", [0, 2, 0x7F, 0xFF])
+def test_a12_unknown_version(env: Envelope, cookie: str, version: int) -> None:
+    """Any version byte other than 1 is UNKNOWN_VERSION, checked before the key or MAC."""
+    raw = bytearray(unb64(cookie))
+    raw[0] = version
+    assert reason_of(env, b64(bytes(raw))) == Reason.UNKNOWN_VERSION
+
+
+def test_a13_unknown_key_id() -> None:
+    """A cookie whose key id is not in the ring is UNKNOWN_KEY."""
+    value = Envelope(KeyRing(KEY_B), "session").seal(PLAINTEXT)
+    assert reason_of(Envelope(KeyRing(KEY_A), "session"), value) == Reason.UNKNOWN_KEY
+
+
+def test_a14_sealed_under_another_key_with_our_key_id() -> None:
+    """A box made with another key but labelled with our key id fails the MAC."""
+    ours = Envelope(KeyRing(KEY_A), "session")
+    raw = bytearray(unb64(Envelope(KeyRing(KEY_B), "session").seal(PLAINTEXT)))
+    raw[1:5] = KeyRing(KEY_A).key_ids[0]
+    assert reason_of(ours, b64(bytes(raw))) == Reason.BAD_MAC
+
+
+def test_b5_sealed_for_another_cookie_name() -> None:
+    """A value sealed for one cookie name does not open under another, with the same keys."""
+    ring = KeyRing(KEY_A)
+    value = Envelope(ring, "session").seal(PLAINTEXT)
+    for other in ("session2", "Session", "__Host-session", ""):
+        assert reason_of(Envelope(ring, other), value) == Reason.BAD_MAC
+    assert Envelope(ring, "session").open(value) == (PLAINTEXT, True)
+
+
+# -- size (A15) --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("A" * (MAX_COOKIE_VALUE + 1), id="a15_4097"),
+        pytest.param("A" * 1_000_000, id="a15_1mb"),
+        pytest.param("!" * (MAX_COOKIE_VALUE + 1), id="a15_4097_not_base64"),
+    ],
+)
+def test_a15_oversized_refused_before_decoding(env: Envelope, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value over MAX_COOKIE_VALUE is TOO_LARGE without being matched, decoded or opened."""
+
+    def must_not_run(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("decoding an oversized cookie")
+
+    monkeypatch.setattr(envelope_module, "b64decode_strict", must_not_run)
+    monkeypatch.setattr(envelope_module, "crypto_secretbox_open_easy", must_not_run)
+    monkeypatch.setattr(base64, "urlsafe_b64decode", must_not_run)
+    assert reason_of(env, value) == Reason.TOO_LARGE
+
+
+def test_a15_limit_itself_is_decoded(env: Envelope) -> None:
+    """Exactly MAX_COOKIE_VALUE characters is still decoded (and here fails the MAC)."""
+    raw = bytearray(unb64(env.seal(b"x" * 3000)))
+    value = b64(bytes(raw))[:MAX_COOKIE_VALUE].ljust(MAX_COOKIE_VALUE, "A")
+    assert len(value) == MAX_COOKIE_VALUE
+    assert reason_of(env, value) == Reason.BAD_MAC
+
+
+# -- keys (D3, D5, D6) and the one-MAC-check rule ----------------------------------------------
+
+
+def test_d3_older_key_opens_and_says_so() -> None:
+    """A value sealed with an older key in the ring opens, flagged as not current."""
+    old = Envelope(KeyRing(KEY_A), "session").seal(PLAINTEXT)
+    assert Envelope(KeyRing([KEY_B, KEY_A]), "session").open(old) == (PLAINTEXT, False)
+
+
+def test_d5_removed_key_is_unknown() -> None:
+    """Once its key leaves the ring, an old value is UNKNOWN_KEY."""
+    old = Envelope(KeyRing([KEY_A, KEY_B]), "session").seal(PLAINTEXT)
+    assert reason_of(Envelope(KeyRing([KEY_B, KEY_C]), "session"), old) == Reason.UNKNOWN_KEY
+
+
+def test_d6_new_values_sealed_with_current_key() -> None:
+    """Sealing always uses the first key of the ring, and says so in the key id."""
+    ring = KeyRing([KEY_B, KEY_A, KEY_C])
+    for _ in range(5):
+        raw = unb64(Envelope(ring, "session").seal(PLAINTEXT))
+        assert raw[1:5] == ring.key_ids[0]
+        assert Envelope(KeyRing(KEY_B), "session").open(b64(raw)) == (PLAINTEXT, True)
+
+
+def test_opening_checks_one_mac_whatever_the_ring_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 16 keys, opening a value sealed by the last one runs crypto_secretbox_open_easy once."""
+    keys = [bytes((i * 16 + j) % 256 for j in range(32)) for i in range(16)]
+    ring = KeyRing(keys)
+    value = Envelope(KeyRing(keys[-1]), "session").seal(PLAINTEXT)
+    calls = []
+
+    def counting(*args: Any) -> bytes:
+        calls.append(1)
+        result: bytes = crypto_secretbox_open_easy(*args)
+        return result
+
+    monkeypatch.setattr(envelope_module, "crypto_secretbox_open_easy", counting)
+    env = Envelope(ring, "session")
+    assert env.open(value) == (PLAINTEXT, False)
+    assert len(calls) == 1
+    bad = bytearray(unb64(value))
+    bad[-1] ^= 1
+    assert reason_of(env, b64(bytes(bad))) == Reason.BAD_MAC
+    assert len(calls) == 2
+
+
+# -- crypto properties (E1-E3) -----------------------------------------------------------------
+
+
+def test_e1_sealing_twice_differs(env: Envelope) -> None:
+    """The same plaintext sealed twice gives two different cookies that both open."""
+    first, second = env.seal(PLAINTEXT), env.seal(PLAINTEXT)
+    assert first != second
+    assert env.open(first) == env.open(second) == (PLAINTEXT, True)
+    assert seal(KEY_A, {"u": 1}, issued_at=1) != seal(KEY_A, {"u": 1}, issued_at=1)
+
+
+def test_e2_hundred_thousand_nonces_unique(env: Envelope) -> None:
+    """100,000 seals carry 100,000 distinct 24-byte nonces."""
+    nonces = {unb64(env.seal(b""))[5:HEADER_SIZE] for _ in range(100_000)}
+    assert len(nonces) == 100_000
+    assert all(len(n) == NONCE_SIZE for n in list(nonces)[:10])
+
+
+E3_NONCE = bytes(range(24))
+E3_PLAINTEXT_HEX = (
+    "000000006b49d200"  # issued_at   1_800_000_000, big-endian u64
+    "000000006b5c4700"  # expires_at  1_801_209_600 (14 days later)
+    "000000006b49d200"  # last_active 1_800_000_000
+    "7b22757365725f6964223a34327d"  # {"user_id":42}
+)
+E3_COOKIE = (
+    "AaxW3nwAAQIDBAUGBwgJCgsMDQ4PEBESExQVFhdopGPbW5CewMa2OPDssxum64ob6StPrURLdTK0BKCeOrzyGAxflFMFUKYHven5ZFcPnxakGlI"
+)
+
+
+def test_e3_plaintext_layout_pinned() -> None:
+    """The plaintext is three big-endian u64 timestamps followed by compact JSON."""
+    assert encode(b'{"user_id":42}', 1_800_000_000, 1_801_209_600, 1_800_000_000).hex() == E3_PLAINTEXT_HEX
+
+
+def test_e3_known_answer_vector() -> None:
+    """A fixed key, cookie name, nonce and payload give this exact cookie, by the code and by the spec."""
+    plaintext = bytes.fromhex(E3_PLAINTEXT_HEX)
+    assert Envelope(KeyRing(KEY_A), "session").seal(plaintext, nonce=E3_NONCE) == E3_COOKIE
+    assert seal(KEY_A, {"user_id": 42}, issued_at=1_800_000_000, max_age=14 * 86400, nonce=E3_NONCE) == E3_COOKIE
+    # The same value built from the format description alone (see _keys.py and _envelope.py).
+    key_id = hashlib.blake2b(b"", key=RAW_A, person=b"sealed-kid:v1", digest_size=4).digest()
+    subkey = hashlib.blake2b(b"session", key=RAW_A, person=b"sealed-sess:v1", digest_size=32).digest()
+    assert key_id.hex() == "ac56de7c"
+    assert b64(b"\x01" + key_id + E3_NONCE + crypto_secretbox_easy(plaintext, E3_NONCE, subkey)) == E3_COOKIE
+    opened = unseal(KEY_A, E3_COOKIE)
+    assert (opened.data, opened.issued_at, opened.expires_at, opened.last_active) == (
+        {"user_id": 42},
+        1_800_000_000,
+        1_801_209_600,
+        1_800_000_000,
+    )
