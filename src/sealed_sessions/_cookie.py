@@ -55,11 +55,12 @@ class CookieOptions:
             raise ConfigurationError("same_site='none' needs https_only=True: browsers drop it without Secure")
         if partitioned and not secure:
             raise ConfigurationError("partitioned=True needs https_only=True: browsers drop it without Secure")
-        if name.startswith("__Host-") and (not secure or domain is not None or path != "/"):
+        prefix = name[:9].lower()  # recent RFC 6265bis drafts match prefixes case-insensitively
+        if prefix.startswith("__host-") and (not secure or domain is not None or path != "/"):
             raise ConfigurationError(
                 "a __Host- cookie needs https_only=True, path='/' and no domain; browsers drop it otherwise"
             )
-        if name.startswith("__Secure-") and not secure:
+        if prefix == "__secure-" and not secure:
             raise ConfigurationError("a __Secure- cookie needs https_only=True; browsers drop it otherwise")
 
         flags = "httponly; samesite=" + same_site_value

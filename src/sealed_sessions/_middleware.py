@@ -36,8 +36,15 @@ class SessionMiddleware:
     timestamps sealed in the cookie (``max_age`` from the session's start, ``idle_timeout`` from
     its last use), never from the browser; a cookie opens only under the name it was sealed for;
     any bad cookie becomes an empty session, logged on the ``sealed_sessions`` logger with a
-    reason code, never an exception. ``Set-Cookie`` is sent only when the session changed, was
-    emptied, was opened with an older key, or needs idle renewal; never on a 5xx response.
+    reason code, never an exception. ``Set-Cookie`` is sent only when the session's data changed
+    (nested changes included), it was reset or its lifetime changed, it was emptied (a deletion
+    cookie), it was opened with an older key, or idle renewal is due; never on a 5xx response.
+    A response that sets the cookie is marked ``Cache-Control: private``; one that read the
+    session gets ``Vary: Cookie``. A read-only request whose session holds only plain values
+    does no JSON encoding at all.
+
+    Stacking: give each instance its own ``session_cookie`` and ``scope_key`` (the session is
+    ``scope[scope_key]``; ``request.session`` is ``scope["session"]``).
 
     Not guaranteed: that a cookie cannot be replayed before it expires (use the revocation
     dependency for that), or that concurrent requests' writes merge: the last response wins.
@@ -81,11 +88,10 @@ class SessionMiddleware:
 
         now = int(self.clock())
         payload, key_is_current = self._open(scope, now)
-        session = (
-            Session()
-            if payload is None
-            else Session(payload.data, issued_at=payload.issued_at, expires_at=payload.expires_at)
-        )
+        if payload is None:
+            session = Session()
+        else:
+            session = Session(payload.data, issued_at=payload.issued_at, expires_at=payload.expires_at)
         scope[self.scope_key] = session
         if scope["type"] == "websocket":  # read-only: a handshake cannot set cookies portably
             await self.app(scope, receive, send)
@@ -123,59 +129,106 @@ class SessionMiddleware:
         self, message: Message, session: Session, payload: Payload | None, key_is_current: bool, now: int
     ) -> None:
         """Add ``Vary`` and, when needed, ``Set-Cookie`` to a response start message."""
-        headers: MutableHeaders | None = None
-        if session.accessed:
-            headers = MutableHeaders(scope=message)
-            headers.add_vary_header("Cookie")
         if message["status"] >= 500:  # a failing app must not reseal or delete anything
-            return
-        set_cookie = self._set_cookie(session, payload, key_is_current, now)
-        if set_cookie is not None:
-            headers = headers or MutableHeaders(scope=message)
+            set_cookie = None
+        elif payload is None:
+            set_cookie = self._new_cookie(session, now)
+        else:
+            set_cookie = self._next_cookie(session, payload, key_is_current, now)
+        if not (session.accessed or set_cookie):
+            return  # the common read-nothing case: leave the message alone
+        message.setdefault("headers", [])  # optional in the ASGI spec
+        headers = MutableHeaders(scope=message)
+        if session.accessed:
+            _vary_on_cookie(headers)
+        if set_cookie:
             headers.append("set-cookie", set_cookie)
             _keep_out_of_shared_caches(headers)
 
-    def _set_cookie(self, session: Session, payload: Payload | None, key_is_current: bool, now: int) -> str | None:
-        """The ``Set-Cookie`` value this response needs, or ``None`` for no header at all."""
-        if not (session.accessed or session.renewed):
-            # Untouched: only key rotation or idle renewal can call for a new cookie.
-            if payload is None or (key_is_current and not self.lifetime.renewal_due(payload.last_active, now)):
-                return None
-            data_json, changed = payload.data_json, False
-        else:
-            data_json = dump_data(session)
-            changed = payload is None or data_json != payload.data_json
-            if not session:
-                return self.cookie.deletion() if payload is not None else None
-            if not (
-                changed
-                or session.renewed
-                or session.has_max_age_override
-                or not key_is_current
-                or self.lifetime.renewal_due(payload.last_active, now)  # type: ignore[union-attr]
-            ):
-                return None
-            if changed:
-                session.check_all()  # nested writes never went through __setitem__
+    def _new_cookie(self, session: Session, now: int) -> str | None:
+        """The cookie for a request that arrived without a valid one: only if the app stored data."""
+        if not session:
+            return None
+        data_json = dump_data(session)
+        session.check_all()  # json.dumps would quietly turn a nested tuple into a list
+        issued_at, expires_at = self._lifetime_of(session, None, now)
+        return self._seal(data_json, issued_at, expires_at, now)
 
+    def _next_cookie(self, session: Session, payload: Payload, key_is_current: bool, now: int) -> str | None:
+        """The cookie for a request that arrived with a valid one, or ``None`` to keep it as it is.
+
+        A new cookie is needed when the data changed, the session was reset, its expiry changed
+        (``set_max_age``), the cookie was sealed with an older key, or idle renewal is due. An
+        emptied session gets a deletion cookie instead.
+        """
+        data_json = payload.data_json if self._surely_unchanged(session) else dump_data(session)
+        changed = data_json != payload.data_json
+        issued_at, expires_at = self._lifetime_of(session, payload, now)
+        if not (
+            changed
+            or session.renewed
+            or expires_at != payload.expires_at
+            or not key_is_current
+            or self.lifetime.renewal_due(payload.last_active, now)
+        ):
+            return None
+        if not session:
+            return self.cookie.deletion()
+        if changed:
+            session.check_all()  # nested writes never went through __setitem__
+        return self._seal(data_json, issued_at, expires_at, now)
+
+    def _lifetime_of(self, session: Session, payload: Payload | None, now: int) -> tuple[int, int | None]:
+        """``(issued_at, expires_at)`` for the next cookie.
+
+        A new or reset session starts now; otherwise the start is kept. ``set_max_age`` counts
+        from the start, so calling it again never pushes the expiry past ``issued_at + seconds``.
+        """
         if payload is None or session.renewed:
             issued_at, expires_at = now, self.lifetime.expires_at(now, self.lifetime.max_age)
         else:
             issued_at, expires_at = payload.issued_at, payload.expires_at
         if session.has_max_age_override:
             expires_at = self.lifetime.expires_at(issued_at, session.max_age_override)
+        return issued_at, expires_at
+
+    @staticmethod
+    def _surely_unchanged(session: Session) -> bool:
+        """True when the session cannot differ from the cookie, so serialising it can be skipped.
+
+        Only writes through the dict API set ``modified``; anything else would have to mutate a
+        nested list or dict in place, so a session of plain values that was not modified is
+        unchanged. This keeps the read-only hot path free of JSON encoding.
+        """
+        return not session.modified and not any(isinstance(v, dict | list) for v in session.values())
+
+    def _seal(self, data_json: bytes, issued_at: int, expires_at: int | None, now: int) -> str:
         value = self.envelope.seal(encode(data_json, issued_at, expires_at, now))
         return self.cookie.set_cookie(value, self.lifetime.cookie_max_age(expires_at, now))
 
 
+def _vary_on_cookie(headers: MutableHeaders) -> None:
+    """Add ``Cookie`` to ``Vary`` once, even with several session middlewares stacked."""
+    values = headers.getlist("vary")
+    if not values:
+        headers.append("vary", "Cookie")  # the common case, without add_vary_header's rescans
+    elif not {v.strip().lower() for v in ",".join(values).split(",")} & {"cookie", "*"}:
+        headers.add_vary_header("Cookie")
+
+
 def _keep_out_of_shared_caches(headers: MutableHeaders) -> None:
-    """A response that sets a session cookie must never be stored by a shared cache."""
-    current = headers.get("cache-control")
-    if current is None:
-        headers["cache-control"] = "private"
+    """A response that sets a session cookie must never be stored by a shared cache.
+
+    Drops ``public`` and ``s-maxage`` and adds ``private`` unless ``private`` or ``no-store`` is
+    already there; every other directive of the app's (``max-age``, ``no-cache``...) is kept.
+    """
+    values = headers.getlist("cache-control")
+    if not values:
+        headers.append("cache-control", "private")
         return
-    directives = [d.strip() for d in current.split(",") if d.strip()]
-    if any(d.lower() in ("private", "no-store") for d in directives):
-        return
-    kept = [d for d in directives if d.lower().split("=")[0] not in _SHARED_CACHE_DIRECTIVES]
-    headers["cache-control"] = ", ".join([*kept, "private"])
+    directives = [d.strip() for d in ",".join(values).split(",") if d.strip()]
+    kept = [d for d in directives if d.split("=", 1)[0].strip().lower() not in _SHARED_CACHE_DIRECTIVES]
+    if not any(d.lower() in ("private", "no-store") for d in kept):
+        kept.append("private")
+    if kept != directives or len(values) > 1:
+        headers["cache-control"] = ", ".join(kept)

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from starlette.requests import HTTPConnection
+
 from ._errors import ConfigurationError
 from ._payload import check_json_value
 
@@ -47,6 +49,22 @@ class Session(dict[str, Any]):
         """``reset()`` was called: the next cookie starts a new lifetime."""
         self.max_age_override: int | None = _UNSET
 
+    @classmethod
+    def of(cls, connection: HTTPConnection, scope_key: str = "session") -> Session:
+        """The session of a request or WebSocket, typed as :class:`Session`.
+
+        ``request.session`` is typed ``dict`` by Starlette; use ``Session.of(request)`` where a type
+        checker should see :meth:`reset` and :meth:`set_max_age`. Marks the session accessed, as
+        ``request.session`` does. ``scope_key`` selects a stacked middleware's session.
+        """
+        session = connection.scope.get(scope_key)
+        if not isinstance(session, cls):
+            raise ConfigurationError(
+                f"no sealed_sessions SessionMiddleware with scope_key={scope_key!r} wraps this route"
+            )
+        session.mark_accessed()
+        return session
+
     # -- Starlette's protocol -------------------------------------------------------------------
 
     def mark_accessed(self) -> None:
@@ -58,13 +76,15 @@ class Session(dict[str, Any]):
 
     # -- lifetime -------------------------------------------------------------------------------
 
-    def reset(self, keep: Iterable[str] = ()) -> None:
+    def reset(self, keep: Iterable[str] | str = ()) -> None:
         """Empty the session except the keys in ``keep``, and start a new session lifetime.
 
         Call it at login: nothing from before survives unless asked for, and the new cookie has a
-        fresh ``issued_at`` and therefore a fresh absolute expiry.
+        fresh ``issued_at`` and therefore a fresh absolute expiry. ``keep`` is a collection of
+        key names; a single string is one key name (not its characters).
         """
-        kept = {k: self[k] for k in keep if k in self}
+        names = (keep,) if isinstance(keep, str) else tuple(keep)
+        kept = {k: self[k] for k in names if k in self}
         super().clear()
         super().update(kept)
         self.renewed = True
