@@ -44,7 +44,9 @@ def client_factory() -> ClientFactory:
     """Open an ``httpx.AsyncClient`` on an ASGI app over https://testserver (Secure cookies return)."""
 
     @asynccontextmanager
-    async def factory(app: ASGIApp, base_url: str = "https://testserver", **kwargs: object) -> AsyncIterator[httpx.AsyncClient]:
+    async def factory(
+        app: ASGIApp, base_url: str = "https://testserver", **kwargs: object
+    ) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url, **kwargs) as client:  # type: ignore[arg-type]
             yield client

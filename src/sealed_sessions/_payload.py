@@ -49,6 +49,13 @@ class Payload:
     last_active: int
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf, which could never be sealed again
+        raise ValueError("not a finite number")
+    return value
+
+
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -78,12 +85,17 @@ def decode(plaintext: bytes) -> Payload:
     data_json = plaintext[_HEADER.size :]
     try:
         # Decode first: json.loads(bytes) would also accept a BOM, UTF-16 and UTF-32.
-        data = json.loads(data_json.decode("utf-8"), parse_constant=_no_constants)
+        data = json.loads(data_json.decode("utf-8"), parse_constant=_no_constants, parse_float=_finite_float)
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InvalidCookie(Reason.BAD_PAYLOAD) from None
-    # The same rules as at write time: 1e999 parses as inf and "\ud800" as a lone surrogate, and
-    # either would make the session impossible to seal again.
-    if not isinstance(data, dict) or _problem(data, 0) is not None:
+    if not isinstance(data, dict):
+        raise InvalidCookie(Reason.BAD_PAYLOAD)
+    # The same rules as at write time: "\ud800" parses as a lone surrogate and deep nesting as
+    # deep nesting, and either would make the session impossible to seal again. Both can only come
+    # from a \u escape or from many brackets, which our encoder never writes for ordinary data,
+    # so the full walk runs only when the text shows one of them (it keeps the read path cheap).
+    suspicious = b"\\u" in data_json or data_json.count(b"[") + data_json.count(b"{") > MAX_DEPTH
+    if suspicious and _problem(data, 0) is not None:
         raise InvalidCookie(Reason.BAD_PAYLOAD)
     return Payload(data, data_json, issued_at, expires_at or None, last_active)
 
