@@ -1,0 +1,1 @@
+"""Example applications for sealed-sessions; ``python -m examples.demo`` starts the demo."""

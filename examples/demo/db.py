@@ -1,0 +1,58 @@
+"""The database: one async engine per application, a session per request, tables at startup."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from starlette.requests import HTTPConnection
+
+from .models import Base
+
+__all__ = ["create_tables", "get_db", "make_engine"]
+
+logger = logging.getLogger("examples.demo")
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """An engine for ``url``. SQLite gets WAL mode and a busy timeout, so several processes can share one file."""
+    if not url.startswith("sqlite"):
+        return create_async_engine(url, pool_size=10, max_overflow=5, pool_timeout=5)
+    engine = create_async_engine(url, connect_args={"timeout": 15})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()
+
+    return engine
+
+
+async def create_tables(engine: AsyncEngine, attempts: int = 5) -> None:
+    """``create_all``, retried: replicas starting together race to create the same tables."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(Base.metadata.create_all)
+            return
+        except DBAPIError:
+            if attempt == attempts:
+                raise
+            logger.info(
+                "creating tables failed (attempt %d of %d); another replica may be creating them", attempt, attempts
+            )
+            await asyncio.sleep(0.2 * attempt)
+
+
+async def get_db(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency: one ``AsyncSession`` per request, from the application's engine."""
+    maker: async_sessionmaker[AsyncSession] = connection.app.state.sessionmaker
+    async with maker() as db:
+        yield db

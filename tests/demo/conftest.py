@@ -1,0 +1,60 @@
+"""Fixtures for the demo's tests: settings on a temporary SQLite file, and real uvicorn processes.
+
+The process fixtures start the docker-compose topology on loopback (see ``harness.py``): demo
+processes sharing one key and one database, a shared SQLite file always, and a fresh PostgreSQL
+database when SEALED_TEST_POSTGRES_URL is set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# examples/ sits at the repository root, which --import-mode=importlib leaves off sys.path. It must be
+# findable as a regular package: aiomysql installs a stray top-level "examples" namespace package.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from examples.demo.settings import Settings  # noqa: E402  (needs the path above)
+
+from .harness import CLUSTER_SIZE, DEMO_KEY, DemoServer, demo_cluster, fresh_postgres_database  # noqa: E402
+
+
+@pytest.fixture
+def demo_settings(tmp_path: Path) -> Settings:
+    """Settings for an in-process demo: a temporary SQLite file, a fixed key, a cheap password hash."""
+    return Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
+        keys=(DEMO_KEY,),
+        https_only=True,
+        instance_name="test-instance",
+        scrypt_n=2**10,
+    )
+
+
+@pytest.fixture(
+    scope="module",
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def demo_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database every demo process of a module shares: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('demo-sqlite') / 'demo.db'}"
+        return
+    base_url = os.environ.get("SEALED_TEST_POSTGRES_URL")
+    if not base_url:
+        pytest.skip("SEALED_TEST_POSTGRES_URL is not set")
+    with fresh_postgres_database(base_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def three_servers(demo_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[DemoServer]]:
+    """CLUSTER_SIZE (three) demo processes on loopback sharing one key and one database."""
+    with demo_cluster(CLUSTER_SIZE, demo_database_url, tmp_path_factory.mktemp("demo-logs")) as servers:
+        yield servers

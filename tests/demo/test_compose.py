@@ -1,0 +1,194 @@
+"""docker-compose.yml, the Dockerfile and deploy/nginx.conf agree with each other and with the demo.
+
+No Docker engine runs here, so this checks consistency by reading the files: the services, the
+environment variables the app actually reads, the ports, and the load balancer naming each replica.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shlex
+import sys
+import tomllib
+from typing import Any
+
+import pytest
+from examples.demo import Settings, create_app
+from examples.demo.settings import DATABASE_URL_ENV, HTTPS_ONLY_ENV, INSTANCE_NAME_ENV, KEYS_ENV
+
+from .harness import CLUSTER_SIZE, DEMO_KEY, REPO_ROOT
+
+yaml = pytest.importorskip("yaml", reason="PyYAML is not installed (it reads docker-compose.yml)")
+
+APP_READS = {KEYS_ENV, DATABASE_URL_ENV, HTTPS_ONLY_ENV, INSTANCE_NAME_ENV}
+UVICORN_READS = {"FORWARDED_ALLOW_IPS"}
+_VARIABLE = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
+
+
+def interpolate(value: str, dot_env: dict[str, str]) -> str:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error} against the variables of a .env file."""
+
+    def one(match: re.Match[str]) -> str:
+        name, operator, word = match.groups()
+        if name in dot_env:
+            return dot_env[name]
+        if operator == "-":
+            return str(word)
+        raise AssertionError(f"compose would stop: {name} is unset ({word})")
+
+    return _VARIABLE.sub(one, value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def apps(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The demo replicas: the services built from this repository's Dockerfile."""
+    return {name: svc for name, svc in compose["services"].items() if "build" in svc}
+
+
+def dockerfile_cmd() -> list[str]:
+    text = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
+    commands = [line for line in text.splitlines() if line.startswith("CMD ")]
+    assert len(commands) == 1
+    parsed = ast.literal_eval(commands[0].removeprefix("CMD ").strip())
+    assert isinstance(parsed, list)
+    return [str(part) for part in parsed]
+
+
+def container_port() -> int:
+    cmd = dockerfile_cmd()
+    return int(cmd[cmd.index("--port") + 1])
+
+
+def nginx_conf() -> str:
+    return (REPO_ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+
+
+def test_compose_has_database_replicas_and_one_load_balancer(
+    compose: dict[str, Any], apps: dict[str, dict[str, Any]]
+) -> None:
+    """PostgreSQL, as many demo replicas as the loopback test starts (at least two), and one published port."""
+    services = compose["services"]
+    assert services["db"]["image"].startswith("postgres:")
+    assert len(apps) >= 2
+    assert len(apps) == CLUSTER_SIZE  # the same topology as tests/demo/test_several_servers.py
+    published = {name: svc["ports"] for name, svc in services.items() if svc.get("ports")}
+    assert list(published) == ["lb"]
+    (port,) = published["lb"]
+    assert port.startswith("127.0.0.1:")  # the demo is not exposed beyond this machine by default
+    assert int(port.rsplit(":", 1)[1]) == int(re.search(r"listen\s+(\d+);", nginx_conf()).group(1))  # type: ignore[union-attr]
+    for app in apps.values():
+        assert app["build"] == "."
+        assert app["depends_on"]["db"]["condition"] == "service_healthy"
+        assert "ports" not in app  # reachable only through the load balancer
+        assert [str(p) for p in app["expose"]] == [str(container_port())]
+    assert set(services["lb"]["depends_on"]) == set(apps)
+
+
+def test_replicas_set_exactly_what_the_app_reads_and_share_one_key(apps: dict[str, dict[str, Any]]) -> None:
+    """Every replica sets the app's variables, the same required key, the shared database, and its own name."""
+    keys, urls, names = set(), set(), []
+    for app in apps.values():
+        env = app["environment"]
+        assert set(env) <= APP_READS | UVICORN_READS, set(env) - APP_READS - UVICORN_READS
+        assert {KEYS_ENV, DATABASE_URL_ENV, HTTPS_ONLY_ENV, INSTANCE_NAME_ENV} <= set(env)
+        keys.add(env[KEYS_ENV])
+        urls.add(env[DATABASE_URL_ENV])
+        names.append(env[INSTANCE_NAME_ENV])
+    assert len(keys) == 1 and len(urls) == 1
+    (key,) = keys
+    assert re.fullmatch(r"\$\{" + KEYS_ENV + r":\?[^}]+\}", key), "the key must come from .env and be required"
+    assert len(set(names)) == len(names) and set(names) == set(apps)
+
+
+def test_database_url_points_at_the_compose_database(compose: dict[str, Any], apps: dict[str, dict[str, Any]]) -> None:
+    """DATABASE_URL names the db service with its user, password and database, through asyncpg."""
+    db_env = compose["services"]["db"]["environment"]
+    url = next(iter(apps.values()))["environment"][DATABASE_URL_ENV]
+    user, password, name = db_env["POSTGRES_USER"], db_env["POSTGRES_PASSWORD"], db_env["POSTGRES_DB"]
+    assert url == f"postgresql+asyncpg://{user}:{password}@db:5432/{name}"
+
+
+def test_compose_environment_builds_settings_and_the_app() -> None:
+    """The replicas' environment, with the .env values filled in, gives valid Settings and a working create_app."""
+    data = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    env = data["services"]["app1"]["environment"]
+    dot_env = {KEYS_ENV: DEMO_KEY}  # what .env provides; DEMO_HTTPS_ONLY falls back to its default
+    filled = {name: interpolate(value, dot_env) for name, value in env.items()}
+    with pytest.raises(AssertionError, match=KEYS_ENV):
+        interpolate(env[KEYS_ENV], {})  # without .env, compose refuses to start
+    settings = Settings.from_env(filled)
+    assert settings.keys == (DEMO_KEY,)
+    assert settings.database_url.startswith("postgresql+asyncpg://")
+    assert settings.https_only is False
+    assert settings.instance_name == "app1"
+    app = create_app(settings)
+    assert "/healthz" in {getattr(route, "path", None) for route in app.routes}
+
+
+def test_load_balancer_upstream_names_each_replica(apps: dict[str, dict[str, Any]], compose: dict[str, Any]) -> None:
+    """nginx's upstream lists every replica at the container port, and the conf is mounted where nginx reads it."""
+    conf = nginx_conf()
+    upstream = re.search(r"upstream\s+(\w+)\s*\{(.*?)\}", conf, re.S)
+    assert upstream is not None
+    servers = re.findall(r"^\s*server\s+([\w.-]+:\d+)", upstream.group(2), re.M)
+    assert sorted(servers) == sorted(f"{name}:{container_port()}" for name in apps)
+    assert f"proxy_pass http://{upstream.group(1)};" in conf
+    assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in compose["services"]["lb"]["volumes"]
+
+
+def test_dockerfile_installs_the_demo_extra_and_serves_the_demo() -> None:
+    """The image installs `.[demo]`, runs `python -m examples.demo` on the exposed port, and checks /healthz."""
+    text = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert 'pip install ".[demo]"' in text
+    cmd = dockerfile_cmd()
+    assert cmd[:3] == ["python", "-m", "examples.demo"]
+    assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
+    assert f"EXPOSE {container_port()}" in text
+    assert f"127.0.0.1:{container_port()}/healthz" in text
+    assert re.search(r"^USER (?!root)\w+", text, re.M)  # not root
+    for copied in re.findall(r"^COPY (.+) \./?\S*$", text, re.M):
+        for source in shlex.split(copied):
+            assert (REPO_ROOT / source).exists(), source
+
+
+def _requirements(extra: str, extras: dict[str, list[str]], seen: set[str]) -> set[str]:
+    """Distribution names an extra pulls in, following sealed-sessions[...] self-references."""
+    names: set[str] = set()
+    for requirement in extras[extra]:
+        name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower()
+        if name == "sealed-sessions":
+            for inner in re.search(r"\[(.*?)\]", requirement).group(1).split(","):  # type: ignore[union-attr]
+                if inner.strip() not in seen:
+                    seen.add(inner.strip())
+                    names |= _requirements(inner.strip(), extras, seen)
+        else:
+            names.add(name)
+    return names
+
+
+def test_demo_extra_covers_every_import_of_the_demo() -> None:
+    """Every third-party module the demo imports comes from the `demo` extra or the core: one install runs it."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    provided = _requirements("demo", project["optional-dependencies"], {"demo"})
+    provided |= {re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower() for r in project["dependencies"]}
+    assert {"fastapi", "sqlalchemy", "aiosqlite", "asyncpg", "uvicorn", "python-multipart"} <= provided
+    module_to_distribution = {"multipart": "python-multipart", "pydantic": "fastapi", "nacl": "pynacl"}
+    imported: set[str] = set()
+    for path in (REPO_ROOT / "examples" / "demo").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"sealed_sessions", "examples", "__future__"}
+    assert third_party  # the scan found the demo's imports
+    missing = {m for m in third_party if module_to_distribution.get(m, m).lower() not in provided}
+    assert not missing, f"the demo imports {missing}, which the demo extra does not install"

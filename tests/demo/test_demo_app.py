@@ -1,0 +1,492 @@
+"""The demo application driven in-process: HTML forms with CSRF, the JSON API, two devices, revocation."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from examples.demo import Settings, create_app
+from examples.demo.models import User
+from examples.demo.passwords import hash_password, verify_password
+from examples.demo.settings import KEYS_ENV
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from fastapi import FastAPI
+from sealed_sessions import _cli as cli
+
+ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+PASSWORD = "correct horse battery"
+NEW_PASSWORD = "staple of the seventh moon"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The demo app with its lifespan run (tables created), closed afterwards."""
+    app = create_app(settings)
+    async with LifespanManager(app):
+        yield app
+
+
+async def csrf_from(client: httpx.AsyncClient, path: str) -> str:
+    """GET a page with a form and return the CSRF token its form carries."""
+    response = await client.get(path)
+    assert response.status_code == 200, response.text
+    match = _CSRF.search(response.text)
+    assert match is not None, "the page has no CSRF field"
+    return match.group(1)
+
+
+async def form_register(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    token = await csrf_from(client, "/register")
+    return await client.post("/register", data={"csrf_token": token, "email": email, "password": password})
+
+
+async def form_login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    token = await csrf_from(client, "/login")
+    return await client.post("/login", data={"csrf_token": token, "email": email, "password": password})
+
+
+async def profile_form(client: httpx.AsyncClient, action: str, **fields: str) -> httpx.Response:
+    """Submit one of the profile page's forms, with the token the page carries."""
+    token = await csrf_from(client, "/profile")
+    return await client.post(action, data={"csrf_token": token, **fields})
+
+
+def set_cookies(response: httpx.Response) -> list[str]:
+    return response.headers.get_list("set-cookie")
+
+
+def is_deletion(header: str) -> bool:
+    return header.startswith("session=") and "max-age=0" in header.lower()
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+
+
+async def test_g1_html_journey_register_profile_logout_login(
+    demo_settings: Settings, client_factory: ClientFactory
+) -> None:
+    """Register, see the profile with login time and expiry, log out, be sent to login, log in again."""
+    async with running(demo_settings) as app, client_factory(app) as browser:
+        anonymous_cookie = None
+        response = await browser.get("/register")
+        anonymous_cookie = browser.cookies.get("session")
+        assert anonymous_cookie is not None  # the CSRF token lives in the session
+
+        response = await form_register(browser, "ada@example.com")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/profile"
+        assert browser.cookies.get("session") != anonymous_cookie  # login starts a new session
+
+        response = await browser.get("/profile")
+        assert response.status_code == 200
+        assert 'id="email">ada@example.com<' in response.text
+        assert re.search(r'id="login-time">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC<', response.text)
+        assert re.search(r'id="expires-at">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC<', response.text)
+        assert "test-instance" in response.text
+        assert response.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+        response = await profile_form(browser, "/logout")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login"
+        assert any(is_deletion(h) for h in set_cookies(response))
+
+        response = await browser.get("/profile")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login"
+
+        response = await form_login(browser, "ADA@example.com ")
+        assert response.status_code == 303
+        assert (await browser.get("/profile")).status_code == 200
+
+
+async def test_html_root_redirects_by_login_state(demo_settings: Settings, client_factory: ClientFactory) -> None:
+    """`/` sends a visitor to the login page and a logged-in user to the profile; login pages skip ahead."""
+    async with running(demo_settings) as app, client_factory(app) as browser:
+        assert (await browser.get("/")).headers["location"] == "/login"
+        await form_register(browser, "root@example.com")
+        assert (await browser.get("/")).headers["location"] == "/profile"
+        assert (await browser.get("/login")).headers["location"] == "/profile"
+        assert (await browser.get("/register")).headers["location"] == "/profile"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(None, id="missing"),
+        pytest.param("", id="empty"),
+        pytest.param("forged-token", id="wrong"),
+        pytest.param("OTHER", id="other-session"),
+    ],
+)
+async def test_csrf_form_without_the_session_token_is_rejected(
+    demo_settings: Settings, client_factory: ClientFactory, token: str | None
+) -> None:
+    """A form POST without this session's CSRF token gets 403 and changes nothing (logout, revoke, register)."""
+    async with running(demo_settings) as app, client_factory(app) as victim, client_factory(app) as attacker:
+        await form_register(victim, "victim@example.com")
+        if token == "OTHER":  # a valid token, but from the attacker's own session
+            token = await csrf_from(attacker, "/login")
+        data = {} if token is None else {"csrf_token": token}
+
+        for action in ("/logout", "/logout-others"):
+            response = await victim.post(action, data=data)
+            assert response.status_code == 403
+            assert "expired or was sent from another site" in response.text
+            assert not set_cookies(response)
+        password_change = {**data, "current_password": PASSWORD, "new_password": "x" * 12}
+        assert (await victim.post("/password", data=password_change)).status_code == 403
+        assert (await victim.get("/profile")).status_code == 200  # still logged in, same token
+
+        async with client_factory(app) as stranger:
+            await csrf_from(stranger, "/register")  # a session with a token of its own
+            response = await stranger.post("/register", data={**data, "email": "new@example.com", "password": PASSWORD})
+            assert response.status_code == 403
+            assert (await form_login(stranger, "new@example.com")).status_code == 400  # never created
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "status", "message"),
+    [
+        pytest.param("not-an-email", PASSWORD, 400, "valid e-mail", id="bad-email"),
+        pytest.param("short@example.com", "short", 400, "at least 8", id="short-password"),
+        pytest.param("taken@example.com", PASSWORD, 409, "already exists", id="taken"),
+    ],
+)
+async def test_html_register_errors_rerender_the_form(
+    demo_settings: Settings, client_factory: ClientFactory, email: str, password: str, status: int, message: str
+) -> None:
+    """Bad registrations answer 400 or 409 with the form and a message, and log nobody in."""
+    async with running(demo_settings) as app, client_factory(app) as first, client_factory(app) as browser:
+        await form_register(first, "taken@example.com")
+        response = await form_register(browser, email, password)
+        assert response.status_code == status
+        assert message in response.text
+        assert 'id="register"' in response.text
+        assert (await browser.get("/profile")).status_code == 303
+
+
+async def test_html_wrong_password_is_400_and_unknown_user_looks_the_same(
+    demo_settings: Settings, client_factory: ClientFactory
+) -> None:
+    """A wrong password and an unknown e-mail give the same 400 page and no session."""
+    async with running(demo_settings) as app, client_factory(app) as browser:
+        await form_register(browser, "bob@example.com")
+        await profile_form(browser, "/logout")
+        wrong = await form_login(browser, "bob@example.com", "wrong password!")
+        unknown = await form_login(browser, "nobody@example.com", "wrong password!")
+        for response in (wrong, unknown):
+            assert response.status_code == 400
+            assert "Wrong e-mail or password." in response.text
+        assert (await browser.get("/profile")).status_code == 303
+
+
+async def test_html_escapes_what_users_typed(demo_settings: Settings, client_factory: ClientFactory) -> None:
+    """An e-mail address holding markup is shown escaped on the profile page, never as HTML."""
+    async with running(demo_settings) as app, client_factory(app) as browser:
+        response = await form_register(browser, "<b>x</b>@example.com")
+        assert response.status_code == 303
+        page = (await browser.get("/profile")).text
+        assert "&lt;b&gt;x&lt;/b&gt;@example.com" in page
+        assert "<b>x</b>" not in page
+
+
+async def test_g3_g5_html_logout_others_keeps_this_device_and_ends_the_other(
+    demo_settings: Settings, client_factory: ClientFactory
+) -> None:
+    """ "Log out all other devices" on the laptop keeps the laptop and sends the phone to the login page."""
+    async with running(demo_settings) as app, client_factory(app) as laptop, client_factory(app) as phone:
+        await form_register(laptop, "cy@example.com")
+        await form_login(phone, "cy@example.com")
+        assert (await phone.get("/profile")).status_code == 200
+
+        response = await profile_form(laptop, "/logout-others")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/profile?done=others"
+        page = await laptop.get(response.headers["location"])
+        assert page.status_code == 200
+        assert "All your other devices are logged out" in page.text
+
+        response = await phone.get("/profile")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login"
+        assert any(is_deletion(h) for h in set_cookies(response))
+
+
+async def test_g4_g5_html_password_change_keeps_this_device_and_ends_the_other(
+    demo_settings: Settings, client_factory: ClientFactory
+) -> None:
+    """A password change keeps this device, ends the other one, and only the new password logs in."""
+    async with running(demo_settings) as app, client_factory(app) as laptop, client_factory(app) as phone:
+        await form_register(laptop, "dee@example.com")
+        await form_login(phone, "dee@example.com")
+
+        response = await profile_form(laptop, "/password", current_password="wrong one!", new_password=NEW_PASSWORD)
+        assert response.status_code == 400
+        assert "current password is wrong" in response.text
+        assert (await phone.get("/profile")).status_code == 200  # a failed change revokes nothing
+
+        response = await profile_form(laptop, "/password", current_password=PASSWORD, new_password=NEW_PASSWORD)
+        assert response.status_code == 303
+        assert "Password changed" in (await laptop.get("/profile?done=password")).text
+        assert (await phone.get("/profile")).headers["location"] == "/login"
+
+        assert (await form_login(phone, "dee@example.com", PASSWORD)).status_code == 400
+        assert (await form_login(phone, "dee@example.com", NEW_PASSWORD)).status_code == 303
+
+
+async def test_g2_plain_logout_does_not_revoke_a_copied_cookie(
+    demo_settings: Settings, client_factory: ClientFactory
+) -> None:
+    """Documented limit: a copy of the cookie taken before a plain logout still works; logout-others ends it."""
+    async with running(demo_settings) as app, client_factory(app) as browser, client_factory(app) as thief:
+        await form_register(browser, "eve@example.com")
+        stolen = browser.cookies["session"]
+        await profile_form(browser, "/logout")
+        thief.cookies.set("session", stolen)
+        assert (await thief.get("/api/me")).status_code == 200
+
+        await form_login(browser, "eve@example.com")
+        await profile_form(browser, "/logout-others")
+        assert (await thief.get("/api/me")).status_code == 401
+
+
+async def test_g6_deleted_user_is_refused(demo_settings: Settings, client_factory: ClientFactory) -> None:
+    """When the user's row is deleted, the HTML pages send the session to login and the API answers 401."""
+    async with running(demo_settings) as app, client_factory(app) as browser, client_factory(app) as api:
+        await form_register(browser, "gone@example.com")
+        api.cookies.set("session", browser.cookies["session"])
+        maker: async_sessionmaker = app.state.sessionmaker  # type: ignore[type-arg]
+        async with maker() as db:
+            await db.execute(delete(User).where(User.email == "gone@example.com"))
+            await db.commit()
+        assert (await browser.get("/profile")).headers["location"] == "/login"
+        assert (await api.get("/api/me")).status_code == 401
+
+
+# -- JSON API -----------------------------------------------------------------------------------
+
+
+async def test_g1_api_journey(demo_settings: Settings, client_factory: ClientFactory) -> None:
+    """Register (201), me (200 with times and server), logout (204), me (401 with a challenge), login (200)."""
+    async with running(demo_settings) as app, client_factory(app) as client:
+        response = await client.post("/api/register", json={"email": "fay@example.com", "password": PASSWORD})
+        assert response.status_code == 201
+        assert response.json()["email"] == "fay@example.com"
+
+        me = await client.get("/api/me")
+        assert me.status_code == 200
+        body = me.json()
+        assert body["email"] == "fay@example.com"
+        assert body["served_by"] == "test-instance"
+        assert body["logged_in_at"] is not None
+        assert body["session_expires_at"] > body["logged_in_at"]
+
+        assert (await client.post("/api/logout", json={})).status_code == 204
+        response = await client.get("/api/me")
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Cookie")
+
+        bad = await client.post("/api/login", json={"email": "fay@example.com", "password": "not it at all"})
+        assert bad.status_code == 401
+        good = await client.post("/api/login", json={"email": "fay@example.com", "password": PASSWORD})
+        assert good.status_code == 200
+        assert good.json() == {"id": body["id"], "email": "fay@example.com"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        pytest.param({"email": "x@example.com", "password": "short"}, 400, id="short-password"),
+        pytest.param({"email": "nope", "password": PASSWORD}, 400, id="bad-email"),
+        pytest.param({"email": "x@example.com"}, 422, id="missing-field"),
+        pytest.param({"email": "dup@example.com", "password": PASSWORD}, 409, id="taken"),
+    ],
+)
+async def test_api_register_errors(
+    demo_settings: Settings, client_factory: ClientFactory, body: dict[str, str], status: int
+) -> None:
+    """Bad API registrations answer 400, 409 or 422 and set no session."""
+    async with running(demo_settings) as app, client_factory(app) as client:
+        await client.post("/api/register", json={"email": "dup@example.com", "password": PASSWORD})
+        client.cookies.clear()
+        response = await client.post("/api/register", json=body)
+        assert response.status_code == status
+        assert not set_cookies(response)
+
+
+@pytest.mark.parametrize("path", ["/api/logout", "/api/logout-others", "/api/login", "/api/password"])
+async def test_api_post_without_json_content_type_is_415(
+    demo_settings: Settings, client_factory: ClientFactory, path: str
+) -> None:
+    """An API POST that is not application/json (what a cross-site form sends) gets 415 and changes nothing."""
+    async with running(demo_settings) as app, client_factory(app) as client:
+        await client.post("/api/register", json={"email": "gil@example.com", "password": PASSWORD})
+        response = await client.post(path, data={"email": "gil@example.com", "password": PASSWORD})
+        assert response.status_code == 415
+        assert not set_cookies(response)
+        assert (await client.get("/api/me")).status_code == 200
+
+
+async def test_g3_g5_api_two_devices_logout_others(demo_settings: Settings, client_factory: ClientFactory) -> None:
+    """The API's logout-others keeps the calling device; the other gets 401 and a deletion cookie."""
+    async with running(demo_settings) as app, client_factory(app) as laptop, client_factory(app) as phone:
+        await laptop.post("/api/register", json={"email": "hal@example.com", "password": PASSWORD})
+        await phone.post("/api/login", json={"email": "hal@example.com", "password": PASSWORD})
+        assert (await phone.get("/api/me")).status_code == 200
+
+        response = await laptop.post("/api/logout-others", json={})
+        assert response.status_code == 204
+        assert set_cookies(response)  # this device's cookie carries the new token
+
+        refused = await phone.get("/api/me")
+        assert refused.status_code == 401
+        assert any(is_deletion(h) for h in set_cookies(refused))
+        assert (await laptop.get("/api/me")).status_code == 200
+
+
+async def test_g4_api_password_change(demo_settings: Settings, client_factory: ClientFactory) -> None:
+    """The API's password change checks the current password, keeps this device and ends the other."""
+    async with running(demo_settings) as app, client_factory(app) as laptop, client_factory(app) as phone:
+        await laptop.post("/api/register", json={"email": "ivy@example.com", "password": PASSWORD})
+        await phone.post("/api/login", json={"email": "ivy@example.com", "password": PASSWORD})
+
+        wrong = await laptop.post("/api/password", json={"current_password": "nope nope", "new_password": NEW_PASSWORD})
+        assert wrong.status_code == 400
+        assert (await phone.get("/api/me")).status_code == 200
+
+        changed = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+        assert (await laptop.post("/api/password", json=changed)).status_code == 204
+        assert (await laptop.get("/api/me")).status_code == 200
+        assert (await phone.get("/api/me")).status_code == 401
+        relogin = await phone.post("/api/login", json={"email": "ivy@example.com", "password": NEW_PASSWORD})
+        assert relogin.status_code == 200
+
+
+async def test_h1_database_down_gives_503_and_keeps_the_cookie(
+    demo_settings: Settings, client_factory: ClientFactory
+) -> None:
+    """With the database unreachable, the API answers 503 with Retry-After and leaves the cookie alone."""
+    async with running(demo_settings) as app, client_factory(app) as client:
+        await client.post("/api/register", json={"email": "jo@example.com", "password": PASSWORD})
+        down = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:9/none", connect_args={"timeout": 2})
+        working = app.state.sessionmaker
+        app.state.sessionmaker = async_sessionmaker(down)
+        try:
+            response = await client.get("/api/me")
+            page = await client.get("/profile")
+        finally:
+            app.state.sessionmaker = working
+            await down.dispose()
+        assert response.status_code == 503
+        assert "retry-after" in response.headers
+        assert not set_cookies(response)
+        assert page.status_code == 503
+        assert not set_cookies(page)
+        assert (await client.get("/api/me")).status_code == 200  # nobody was logged out by the outage
+
+
+# -- settings, keys and transport ----------------------------------------------------------------
+
+
+def test_settings_from_env_reads_keys_database_and_https() -> None:
+    """Settings.from_env splits the comma-separated keys (newest first) and parses the other variables."""
+    settings = Settings.from_env(
+        {
+            KEYS_ENV: " new-key , old-key ,",
+            "DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1/db",
+            "DEMO_HTTPS_ONLY": "true",
+            "DEMO_INSTANCE_NAME": "app7",
+        }
+    )
+    assert settings.keys == ("new-key", "old-key")
+    assert settings.database_url == "postgresql+asyncpg://u@127.0.0.1/db"
+    assert settings.https_only is True
+    assert settings.instance_name == "app7"
+    defaults = Settings.from_env({})
+    assert defaults.keys == ()
+    assert defaults.database_url == "sqlite+aiosqlite:///demo.db"
+    assert defaults.https_only is False
+    with pytest.raises(ValueError, match="DEMO_HTTPS_ONLY"):
+        Settings.from_env({"DEMO_HTTPS_ONLY": "maybe"})
+
+
+def test_d7_missing_keys_give_a_loud_dev_key_that_is_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Without SEALED_SESSIONS_KEYS the demo makes a random key, warns that it is insecure, and never logs it."""
+    with caplog.at_level(logging.WARNING, logger="examples.demo"):
+        first = Settings(keys=()).session_keys()
+        second = Settings(keys=()).session_keys()
+    assert first != second
+    assert "INSECURE" in caplog.text
+    assert KEYS_ENV in caplog.text
+    assert first[0] not in caplog.text
+    assert second[0] not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="examples.demo"):
+        assert Settings(keys=("k1", "k2")).session_keys() == ["k1", "k2"]
+    assert caplog.text == ""
+
+
+def test_bad_key_in_the_environment_fails_at_startup() -> None:
+    """A weak SEALED_SESSIONS_KEYS value stops create_app with the library's message on how to make a key."""
+    from sealed_sessions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="keygen"):
+        create_app(Settings(database_url="sqlite+aiosqlite://", keys=("too-short",)))
+
+
+@pytest.mark.parametrize("https_only", [True, False], ids=["https", "plain-http"])
+async def test_f13_https_only_setting_controls_secure_and_plain_http_warns(
+    demo_settings: Settings, client_factory: ClientFactory, caplog: pytest.LogCaptureFixture, https_only: bool
+) -> None:
+    """DEMO_HTTPS_ONLY decides the Secure flag, and plain-HTTP mode is announced loudly as development only."""
+    with caplog.at_level(logging.WARNING, logger="examples.demo"):
+        app_cm = running(replace(demo_settings, https_only=https_only))
+        async with app_cm as app, client_factory(app) as client:
+            response = await client.get("/login")
+    cookie = set_cookies(response)[0].lower()
+    assert ("; secure" in cookie) is https_only
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+    assert ("DEMO_HTTPS_ONLY=false" in caplog.text) is (not https_only)
+
+
+async def test_passwords_are_scrypt_hashed_and_checked() -> None:
+    """A stored hash is salted scrypt, verifies only the right password, and a malformed hash never matches."""
+    stored = await hash_password("secret password", 2**10)
+    again = await hash_password("secret password", 2**10)
+    assert stored.startswith("scrypt$1024$8$1$")
+    assert stored != again  # a fresh salt each time
+    assert "secret password" not in stored
+    assert await verify_password("secret password", stored)
+    assert not await verify_password("secret passwork", stored)
+    assert not await verify_password("secret password", "scrypt$garbage")
+    assert not await verify_password("secret password", "bcrypt$1$2$3$4$5")
+
+
+async def test_demo_cookie_opens_with_the_cli_and_the_same_variable(
+    demo_settings: Settings,
+    client_factory: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`python -m sealed_sessions inspect` reads the demo's key variable and opens a demo cookie."""
+    assert KEYS_ENV == cli.KEYS_ENV
+    async with running(demo_settings) as app, client_factory(app) as client:
+        await client.post("/api/register", json={"email": "kim@example.com", "password": PASSWORD})
+        cookie = client.cookies["session"]
+    monkeypatch.setenv(KEYS_ENV, ",".join(demo_settings.keys))
+    assert cli.main(["inspect", cookie]) == 0
+    out = capsys.readouterr().out
+    assert '"_auth_uid": 1' in out
+    assert "key:         current" in out
