@@ -88,7 +88,24 @@ def check_test_command(line: str) -> None:
     check_pip_install(line)
 
 
+def check_compose_env(line: str) -> None:
+    check_keygen(line)
+    assert "SEALED_SESSIONS_KEYS" in (ROOT / "docker-compose.yml").read_text(), "compose must read the key from .env"
+
+
+def check_compose_up(line: str) -> None:
+    # No Docker engine runs here: tests/demo/test_compose.py checks the files this command uses.
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "build:" in compose
+    assert (ROOT / "Dockerfile").is_file()
+
+
 HANDLERS = [
+    (
+        re.compile(r'^echo "SEALED_SESSIONS_KEYS=\$\(\.venv/bin/python -m sealed_sessions keygen\)" > \.env$'),
+        check_compose_env,
+    ),
+    (re.compile(r"^docker compose up --build$"), check_compose_up),
     (re.compile(r"python -m sealed_sessions keygen$"), check_keygen),
     (re.compile(r"SEALED_SESSIONS_KEYS=\S+ python -m sealed_sessions inspect COOKIE_VALUE$"), check_inspect),
     (re.compile(r"python3 -m venv \.venv && \.venv/bin/pip install .* -m examples\.demo$"), check_demo_command),
