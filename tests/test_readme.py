@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import sys
 import tomllib
+import types
 from pathlib import Path
 
 import pytest
@@ -43,11 +44,21 @@ def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 def test_python_snippets_run_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each Python block in the README executes, in order, in one namespace, without error."""
     monkeypatch.setenv("SESSION_KEY", generate_key())
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # the FastAPI example falls back to in-memory SQLite
     python_blocks = blocks("python")
     assert len(python_blocks) >= 5
-    namespace: dict[str, object] = {"__name__": "readme"}
+    # A real module: SQLAlchemy resolves the example's annotations through sys.modules.
+    module = types.ModuleType("readme_snippets")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
     for number, code in enumerate(python_blocks, 1):
-        exec(compile(code, f"README.md python block {number}", "exec"), namespace)  # noqa: S102 - our own README
+        exec(compile(code, f"README.md python block {number}", "exec"), module.__dict__)  # noqa: S102 - our own README
+
+
+def test_fastapi_example_is_the_type_checked_file() -> None:
+    """The README's FastAPI block is tests/fastapi/readme_example.py verbatim, which mypy and a test exercise."""
+    [block] = [code for code in blocks("python") if "SessionAuth(User, get_db)" in code]
+    module = (ROOT / "tests" / "fastapi" / "readme_example.py").read_text(encoding="utf-8")
+    assert block == module.split('"""', 2)[2].lstrip("\n")
 
 
 def check_keygen(line: str) -> None:

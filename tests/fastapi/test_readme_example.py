@@ -1,0 +1,41 @@
+"""The README's FastAPI example runs as written: login, two devices, revoke the other one."""
+
+import importlib
+import sys
+from collections.abc import AsyncIterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from asgi_lifespan import LifespanManager
+
+from .conftest import KEY_A
+
+
+@pytest.fixture
+async def example(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ModuleType]:
+    """A fresh import of the example with a test key and an in-memory database."""
+    monkeypatch.setenv("SESSION_KEY", KEY_A)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    name = __name__.rsplit(".", 1)[0] + ".readme_example"
+    sys.modules.pop(name, None)
+    module = importlib.import_module(name)
+    yield module
+    await module.engine.dispose()
+    sys.modules.pop(name, None)
+
+
+async def test_readme_example_login_and_revoke_other_devices(example: ModuleType, client_factory: Any) -> None:
+    """Two devices log in; 'log out everywhere else' keeps the first and refuses the second."""
+    async with LifespanManager(example.app) as manager:
+        async with example.Database() as db:
+            db.add(example.User(email="ada@example.com"))
+            await db.commit()
+        async with client_factory(manager.app) as laptop, client_factory(manager.app) as phone:
+            for device in (laptop, phone):
+                assert (await device.post("/login", params={"email": "ada@example.com"})).json() == {"id": 1}
+                assert (await device.get("/me")).json() == {"email": "ada@example.com"}
+            assert (await laptop.post("/logout-everywhere-else")).json() == {"ok": True}
+            assert (await laptop.get("/me")).status_code == 200
+            assert (await phone.get("/me")).status_code == 401
+            assert "session" not in phone.cookies
