@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware as StarletteSessionMiddleware
@@ -21,7 +22,6 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from fastapi import FastAPI, Request
 from sealed_sessions import ConfigurationError, Session, SessionMiddleware
 
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]

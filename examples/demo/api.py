@@ -12,10 +12,9 @@ from datetime import UTC, datetime
 from email.message import Message
 from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from .accounts import AccountError, EmailTaken, authenticate, change_password, register
 from .auth import CurrentUser, auth, get_settings

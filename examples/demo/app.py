@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from fastapi import FastAPI
 from sealed_sessions import KeyRing, SessionMiddleware
 
 from . import api, pages

@@ -7,6 +7,7 @@ import secrets
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+
 from sealed_sessions.fastapi import SessionAuth
 
 from .db import get_db

@@ -11,10 +11,9 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from fastapi import APIRouter, Depends, Form, Request
 
 from .accounts import AccountError, EmailTaken, authenticate, change_password, register
 from .auth import OptionalUser, auth, csrf_token, csrf_valid, get_settings

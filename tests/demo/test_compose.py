@@ -14,6 +14,7 @@ import tomllib
 from typing import Any
 
 import pytest
+
 from examples.demo import Settings, create_app
 from examples.demo.settings import DATABASE_URL_ENV, HTTPS_ONLY_ENV, INSTANCE_NAME_ENV, KEYS_ENV
 

@@ -11,14 +11,14 @@ from dataclasses import replace
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
 from examples.demo import Settings, create_app
 from examples.demo.models import User
 from examples.demo.passwords import hash_password, verify_password
 from examples.demo.settings import KEYS_ENV
-from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-
-from fastapi import FastAPI
 from sealed_sessions import _cli as cli
 
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
