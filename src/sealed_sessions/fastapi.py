@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mutabl
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, WebSocket, WebSocketException
-from sqlalchemy import Select, inspect, select
+from sqlalchemy import BigInteger, Select, inspect, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
@@ -208,7 +208,7 @@ class SessionAuth(Generic[UserT]):
             return None
         uid = self._parse_uid(raw_uid)
         token = session.get(self.token_key)
-        if uid is None or not isinstance(token, str) or not 0 < len(token) <= SESSION_TOKEN_MAX_LENGTH:
+        if uid is None or not _plausible_token(token):
             self._dead(session, clear, "malformed")
             return None
         try:
@@ -229,7 +229,13 @@ class SessionAuth(Generic[UserT]):
     def statement(self, uid: Any, token: str) -> Select[Any]:
         """The one ``SELECT``: by primary key, token (and active flag) in the same ``WHERE``."""
         model = self.user_model
-        conditions = [getattr(model, self._pk_name) == uid, model.session_token == token]
+        key = getattr(model, self._pk_name)
+        # An int id is sent as a 64-bit parameter: a forged id outside a 32-bit column's range then
+        # matches no row, where asyncpg would refuse to encode it and the check would answer 503.
+        conditions = [
+            key == (literal(uid, BigInteger()) if self._pk_type is int else uid),
+            model.session_token == token,
+        ]
         if self._active is not None:
             conditions.append(self._active)
         return select(model).where(*conditions)
@@ -267,7 +273,8 @@ class SessionAuth(Generic[UserT]):
     def _parse_uid(self, raw: object) -> Any:
         """The session's user id as the primary key's Python type, or ``None`` if it cannot be one."""
         if self._pk_type is int:
-            return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+            ok = isinstance(raw, int) and not isinstance(raw, bool) and _INT64_MIN <= raw <= _INT64_MAX
+            return raw if ok else None
         if not isinstance(raw, str) or not 0 < len(raw) <= 255:
             return None
         if self._pk_type is uuid.UUID:
@@ -358,6 +365,23 @@ class SessionAuth(Generic[UserT]):
                 f"no session in scope[{self.scheme.scope_key!r}]: add sealed_sessions.SessionMiddleware"
             )
         return session
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _plausible_token(token: object) -> bool:
+    """A token worth a query: a non-empty printable ASCII string no longer than the column.
+
+    Anything else can only come from a session forged with the key; refusing it here keeps such
+    values (a NUL byte, which PostgreSQL rejects as an error) from turning into a 503 loop.
+    """
+    return (
+        isinstance(token, str)
+        and 0 < len(token) <= SESSION_TOKEN_MAX_LENGTH
+        and token.isascii()
+        and token.isprintable()
+    )
 
 
 def _python_type(column: Any) -> type[Any] | None:

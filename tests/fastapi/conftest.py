@@ -32,10 +32,10 @@ POSTGRES_URL = os.environ.get("SEALED_TEST_POSTGRES_URL")
 MARIADB_URL = os.environ.get("SEALED_TEST_MARIADB_URL")
 
 DATABASES = [
-    pytest.param("sqlite", id="sqlite"),
+    pytest.param("sqlite", id="h10-sqlite"),
     pytest.param(
         "postgres",
-        id="postgres",
+        id="h10-postgres",
         marks=[
             pytest.mark.postgres,
             pytest.mark.skipif(not POSTGRES_URL, reason="SEALED_TEST_POSTGRES_URL is not set"),
@@ -43,7 +43,7 @@ DATABASES = [
     ),
     pytest.param(
         "mariadb",
-        id="mariadb",
+        id="h10-mariadb",
         marks=[
             pytest.mark.mariadb,
             pytest.mark.skipif(not MARIADB_URL, reason="SEALED_TEST_MARIADB_URL is not set"),

@@ -1,0 +1,161 @@
+#!/usr/bin/env python
+"""Atheris fuzz target for the cookie opener: Envelope.open + payload decode + lifetime check.
+
+The property: whatever bytes arrive as a cookie (or as a whole Cookie header), the opener either
+raises :class:`sealed_sessions.InvalidCookie` or returns a session that is byte for byte one of the
+valid cookies we sealed as seeds. Any other exception, or any *other* value that opens (a forgery,
+or a second encoding of a real cookie), is a crash.
+
+Run it for a given time with one command (libFuzzer flags pass through)::
+
+    .venv/bin/python fuzz/fuzz_cookie.py -max_total_time=60
+
+Without a corpus directory on the command line, ``$TMPDIR/sealed-fuzz-corpus`` is used; an empty
+corpus directory (that one, or the first one given) is seeded with freshly sealed
+valid cookies, every file in ``fuzz/regressions/``, and the cookie values of
+``tests/fixtures/cookies_v1.json`` when that file exists. A crash is written where libFuzzer says
+(``-artifact_prefix``, by default ``$TMPDIR/sealed-fuzz-crashes/``): copy it into ``fuzz/regressions/`` so the
+normal test suite replays it forever (tests/security/test_fuzz.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+REGRESSIONS = HERE / "regressions"
+FIXTURES = ROOT / "tests" / "fixtures" / "cookies_v1.json"
+
+# The same fixed test keys as tests/conftest.py; the current one seals, both open.
+KEYS = ["v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ", "Qk3zT0Yc2sR8wW5eL1aN6hJ9uI4oP7gF2dS5aZ8xC1v"]
+COOKIE_NAME = "session"
+NOW = 1_800_000_000
+MAX_AGE = 14 * 24 * 60 * 60
+_NAME_EQ = COOKIE_NAME.encode() + b"="
+
+
+class Opener:
+    """What the middleware does with a cookie value, minus the ASGI plumbing."""
+
+    def __init__(self) -> None:
+        from sealed_sessions import InvalidCookie, KeyRing
+        from sealed_sessions._envelope import Envelope
+        from sealed_sessions._lifetime import Lifetime
+
+        self.invalid = InvalidCookie
+        self.envelope = Envelope(KeyRing(KEYS), COOKIE_NAME)
+        self.old_envelope = Envelope(KeyRing(KEYS[1]), COOKIE_NAME)
+        self.lifetime = Lifetime(MAX_AGE, 3600)
+
+    def open(self, value: str) -> dict[str, object]:
+        """The session data, or :class:`InvalidCookie`."""
+        from sealed_sessions._payload import decode
+
+        plaintext, _current = self.envelope.open(value)
+        payload = decode(plaintext)
+        reason = self.lifetime.rejection(payload, NOW)
+        if reason is not None:
+            raise self.invalid(reason)
+        return payload.data
+
+    def seeds(self) -> list[str]:
+        """Valid cookies: current key, older key, small, unicode, nested, near the size limit."""
+        from sealed_sessions._payload import dump_data, encode
+
+        datas: list[dict[str, object]] = [
+            {},
+            {"user_id": 1, "token": "x" * 22},
+            {"unicode": "h\u00e9llo \U0001f600", "n": [1, 2.5, None, True, {"a": []}]},
+            {"big": "y" * 2500},
+        ]
+        out = []
+        for data in datas:
+            plaintext = encode(dump_data(data), NOW - 10, NOW - 10 + MAX_AGE, NOW - 10)
+            out.append(self.envelope.seal(plaintext))
+            out.append(self.old_envelope.seal(plaintext))
+        return out
+
+
+def fixture_cookies(path: Path = FIXTURES) -> Iterator[str]:
+    """Every string in the fixture file that looks like a sealed cookie (long base64url)."""
+    if not path.exists():
+        return
+    stack: list[object] = [json.loads(path.read_text(encoding="utf-8"))]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and len(item) >= 60 and re.fullmatch(r"[A-Za-z0-9_-]+", item):
+            yield item
+
+
+class Target:
+    """The fuzz property, usable without atheris (the regression replay in the test suite)."""
+
+    def __init__(self, opener: Opener | None = None) -> None:
+        from sealed_sessions._cookie import find_cookie
+
+        self.opener = opener or Opener()
+        self.find_cookie = find_cookie
+        self.seeds = self.opener.seeds()
+        self.valid = set(self.seeds) | set(fixture_cookies())  # genuine cookies may open
+
+    def check(self, data: bytes) -> None:
+        """Raise AssertionError (a crash) if ``data`` breaks the property; InvalidCookie is fine."""
+        for value in (data.decode("latin-1"), self.find_cookie([(b"cookie", data)], _NAME_EQ)):
+            if value is None:
+                continue
+            try:
+                self.opener.open(value)
+            except self.opener.invalid:
+                continue
+            if value not in self.valid:
+                raise AssertionError(f"an unknown value opened: {len(value)} characters")
+
+
+def write_seed_corpus(directory: Path, target: Target) -> None:
+    for i, value in enumerate(sorted(target.valid)):
+        (directory / f"seed-{i}").write_bytes(value.encode("ascii"))
+        (directory / f"header-{i}").write_bytes(b"a=b; " + _NAME_EQ + value.encode("ascii") + b"; c=d")
+    for i, value in enumerate(fixture_cookies()):
+        (directory / f"fixture-{i}").write_bytes(value.encode("ascii"))
+    for path in sorted(REGRESSIONS.glob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            (directory / f"regression-{path.name}").write_bytes(path.read_bytes())
+
+
+def main(argv: list[str]) -> None:
+    import atheris
+
+    with atheris.instrument_imports():
+        target = Target()
+    args = list(argv)
+    scratch = Path(tempfile.gettempdir())
+    corpora = [Path(a) for a in args[1:] if not a.startswith("-")]
+    if not corpora:
+        corpus = scratch / "sealed-fuzz-corpus"  # rebuilt from the seeds on every run
+        shutil.rmtree(corpus, ignore_errors=True)
+        corpus.mkdir()
+        args.append(str(corpus))
+        corpora = [corpus]
+    if corpora[0].is_dir() and not any(corpora[0].iterdir()):
+        write_seed_corpus(corpora[0], target)
+    if not any(a.startswith("-artifact_prefix=") for a in args):
+        crashes = scratch / "sealed-fuzz-crashes"  # kept: copy a crash into fuzz/regressions/
+        crashes.mkdir(exist_ok=True)
+        args.insert(1, f"-artifact_prefix={crashes}/")
+    atheris.Setup(args, target.check)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main(sys.argv)
