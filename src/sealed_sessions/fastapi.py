@@ -39,7 +39,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeGuard, TypeVar
 
 from fastapi import Depends, WebSocket, WebSocketException
 from sqlalchemy import BigInteger, Select, inspect, literal, select
@@ -370,7 +370,7 @@ class SessionAuth(Generic[UserT]):
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-def _plausible_token(token: object) -> bool:
+def _plausible_token(token: object) -> TypeGuard[str]:
     """A token worth a query: a non-empty printable ASCII string no longer than the column.
 
     Anything else can only come from a session forged with the key; refusing it here keeps such

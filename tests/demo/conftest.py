@@ -8,21 +8,14 @@ database when SEALED_TEST_POSTGRES_URL is set.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# examples/ sits at the repository root, which --import-mode=importlib leaves off sys.path. It must be
-# findable as a regular package: aiomysql installs a stray top-level "examples" namespace package.
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+from examples.demo.settings import Settings
 
-from examples.demo.settings import Settings  # noqa: E402  (needs the path above)
-
-from .harness import CLUSTER_SIZE, DEMO_KEY, DemoServer, demo_cluster, fresh_postgres_database  # noqa: E402
+from .harness import CLUSTER_SIZE, DEMO_KEY, DemoServer, demo_cluster, fresh_postgres_database
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""The applications the server benchmarks start under uvicorn (or Node), one module per scenario."""

@@ -1,0 +1,36 @@
+"""The claims the benchmarks check, from issues 2, 3 and 4, as ratio targets.
+
+Each key names a median ratio in the results: ``<section>.<row>`` is that row against its
+section's baseline; keys under ``derived.`` are computed from several rows (see ``__main__``).
+"""
+
+from __future__ import annotations
+
+from .stats import Target
+
+__all__ = ["IN_PROCESS", "SERVER"]
+
+IN_PROCESS = [
+    Target("inprocess.seal.ours", "seal: ours / raw nacl.bindings + base64url", "<=", 1.3),
+    Target("inprocess.open.ours", "open: ours / raw nacl.bindings + base64url + json.loads", "<=", 1.3),
+    Target("inprocess.keyring.16 keys, oldest", "open with 16 keys / 1 key (within 10% noise)", "<=", 1.10),
+    Target(
+        "derived.asgi-read-overhead-share",
+        "ASGI read: cost ours adds / cost Starlette's SessionMiddleware adds",
+        "<=",
+        0.5,
+    ),
+]
+
+SERVER = [
+    Target("server.middleware.ours read", "server read path: ours / bare app throughput", ">=", 0.80),
+    Target("derived.server-read-vs-starlette", "server read path: ours / Starlette's SessionMiddleware", ">=", 2.0),
+    Target("server.middleware.ours write", "server writing path: ours / bare app throughput", ">=", 0.65),
+    Target("derived.auth-sqlite-vs-by-id", "auth (SQLite): ours / load-by-id, within 5%", ">=", 0.95),
+    Target("derived.auth-sqlite-vs-table", "auth (SQLite): ours / two-query session table", ">=", 1.3),
+    Target("derived.auth-sqlite-vs-redis", "auth (SQLite): ours / Redis sessions + user load", ">=", 1.3),
+    Target("derived.auth-postgresql-vs-by-id", "auth (PostgreSQL): ours / load-by-id, within 5%", ">=", 0.95),
+    Target("derived.auth-postgresql-vs-table", "auth (PostgreSQL): ours / two-query session table", ">=", 1.3),
+    Target("derived.auth-postgresql-vs-redis", "auth (PostgreSQL): ours / Redis sessions + user load", ">=", 1.3),
+    Target("server.scaleout.2 processes", "scale-out: 2 processes / 1 process", ">=", 1.6),
+]

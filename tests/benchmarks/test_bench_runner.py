@@ -1,0 +1,106 @@
+"""The in-process runner's logic with fake competitors: rotation, calibration, per-op results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import harness, targets
+from benchmarks.inprocess import Case, Group, GroupResult, _calibrate, asgi_overhead_ratios, run_groups
+
+
+class FakeCase:
+    """A competitor that "takes" a fixed time per op and records when it ran."""
+
+    def __init__(self, name: str, per_op: float, log: list[str]) -> None:
+        self.name, self.per_op, self.log = name, per_op, log
+
+    def __call__(self, loops: int) -> float:
+        self.log.append(self.name)
+        return self.per_op * loops
+
+
+def _group(log: list[str]) -> Group:
+    return Group(
+        "g",
+        "Fake",
+        "a",
+        [Case(n, f"{n} detail", FakeCase(n, t, log)) for n, t in (("a", 1e-6), ("b", 2e-6), ("c", 4e-6))],
+    )
+
+
+def test_runner_rotates_order_every_round() -> None:
+    """After calibration, each round runs every case once, starting one place further along."""
+    log: list[str] = []
+    run_groups([_group(log)], rounds=3, batch_seconds=0.001)
+    measured = log[-9:]
+    assert measured == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+
+
+def test_runner_reports_seconds_per_op_and_ratios() -> None:
+    """Results are per operation, whatever the batch size, and ratios are to the baseline."""
+    (result,) = run_groups([_group([])], rounds=2, batch_seconds=0.001)
+    assert result.samples["b"] == pytest.approx([2e-6, 2e-6])
+    summary = result.summary()
+    assert summary["c"]["ratio_to_baseline"]["median"] == pytest.approx(4.0)
+    assert summary["a"]["detail"] == "a detail"
+
+
+def test_calibration_sizes_batches_to_the_target_time() -> None:
+    """A case of 1 us per op gets about batch_seconds / 1 us loops per batch."""
+    loops = _calibrate(Case("x", "", FakeCase("x", 1e-6, [])), 0.01)
+    assert 9_000 <= loops <= 11_000
+
+
+def test_overhead_share() -> None:
+    """The share is (ours - bare) / (theirs - bare) per round; rounds where theirs adds nothing are dropped."""
+    result = GroupResult("asgi", "t", "bare", {})
+    result.samples = {"bare": [10.0, 10.0, 10.0], "ours": [15.0, 14.0, 12.0], "theirs": [20.0, 18.0, 10.0]}
+    assert asgi_overhead_ratios(result, "ours", "theirs", "bare") == [0.5, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("postgresql+asyncpg://postgres@127.0.0.1:5432/test", True),
+        ("redis://localhost:6379/0", True),
+        ("redis://[::1]:6379/0", True),
+        ("postgresql+asyncpg://postgres@db.example.com/test", False),
+        ("redis://10.0.0.5:6379/0", False),
+    ],
+)
+def test_only_loopback_services(url: str, loopback: bool) -> None:
+    """The harness talks only to services on loopback addresses."""
+    assert harness._is_loopback(url) is loopback
+
+
+def test_every_target_names_a_ratio_the_run_produces() -> None:
+    """Each target's key is a row the scenarios produce or a derived ratio they compute."""
+    source = Path(harness.__file__).read_text() + Path(harness.__file__).with_name("__main__.py").read_text()
+    rows = {
+        "inprocess.seal.ours",
+        "inprocess.open.ours",
+        "inprocess.keyring.16 keys, oldest",
+        "server.middleware.ours read",
+        "server.middleware.ours write",
+        "server.scaleout.2 processes",
+    }
+    for target in [*targets.IN_PROCESS, *targets.SERVER]:
+        if target.key.startswith("derived."):
+            stem = target.key.split("-vs-")[0].replace("sqlite", "{tag}").replace("postgresql", "{tag}")
+            assert stem in source or target.key in source, target.key
+        else:
+            assert target.key in rows, target.key
+
+
+def test_profile_names_the_case_and_its_functions() -> None:
+    """Profiling a case reports its description and the library functions it spent time in."""
+    from benchmarks.profiling import profile_case
+
+    text = profile_case("seal/ours", loops=200, top=40)
+    assert text.startswith("seal/ours: sealed_sessions: payload.encode")
+    assert "_envelope.py" in text
+    assert "_middleware.py" in profile_case("ours read", loops=200, top=40)
+    with pytest.raises(SystemExit, match="no in-process case"):
+        profile_case("ours", loops=10)  # ambiguous: seal/ours or open/ours
