@@ -751,3 +751,35 @@ async def test_f12_mounted_sub_app_scopes_its_cookie(client_factory: ClientFacto
         assert "path=/sub;" in response.headers["set-cookie"]
         assert (await client.get("/sub/")).json() == {"n": 1}
         assert (await client.get("/peek")).text == ""
+
+
+async def test_replacing_the_scope_session_with_an_empty_dict_logs_out() -> None:
+    """An app that logs out with ``scope["session"] = {}`` (as Starlette allows) gets a deletion cookie."""
+
+    async def logout(request: Request) -> Response:
+        request.scope["session"] = {}
+        return PlainTextResponse("bye")
+
+    app = Starlette(routes=[Route("/logout", logout)])
+    app.add_middleware(SessionMiddleware, secret_key=KEY_A)
+    cookie = seal(KEY_A, {"user": 7})
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        response = await client.get("/logout", headers={"cookie": f"session={cookie}"})
+    assert response.headers["set-cookie"].startswith("session=; path=/; expires=Thu, 01 Jan 1970")
+
+
+async def test_replacing_the_scope_session_with_data_seals_that_data() -> None:
+    """A replacement dict's contents become the session, checked as JSON like any write."""
+
+    async def swap(request: Request) -> Response:
+        request.scope["session"] = {"user": 8, "role": "admin"}
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/swap", swap)])
+    app.add_middleware(SessionMiddleware, secret_key=KEY_A)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        response = await client.get("/swap")
+    value = response.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
+    assert unseal(KEY_A, value).data == {"user": 8, "role": "admin"}

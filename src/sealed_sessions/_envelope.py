@@ -44,6 +44,9 @@ MAX_COOKIE_VALUE = 4096
 
 _VERSION_BYTE = bytes([VERSION])
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+# For unpadded text of length 4n+2 (resp. 4n+3) the last character carries 2 (resp. 4) data
+# bits, so its value must be a multiple of 16 (resp. 4) in the base64url alphabet.
+_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
 _MIN_TEXT = (HEADER_SIZE + MAC_SIZE) * 4 // 3
 
 
@@ -59,7 +62,9 @@ def b64decode_strict(text: str) -> bytes:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):  # pragma: no cover - the pattern and length rule this out
         raise InvalidCookie(Reason.MALFORMED) from None
-    if b64encode(raw) != text:  # non-zero padding bits: one value, one encoding
+    # One value, one encoding: the bits of the last character beyond the data must be zero.
+    tail = len(text) % 4
+    if tail and text[-1] not in _CANONICAL_LAST[tail]:
         raise InvalidCookie(Reason.MALFORMED)
     return raw
 

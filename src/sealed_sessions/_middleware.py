@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 from starlette.datastructures import MutableHeaders
@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._cookie import CookieOptions
 from ._envelope import Envelope
-from ._errors import InvalidCookie
+from ._errors import InvalidCookie, SessionDataError
 from ._keys import KeyInput, KeyRing
 from ._lifetime import Lifetime
 from ._payload import Payload, decode, dump_data, encode
@@ -99,6 +99,7 @@ class SessionMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
+                _adopt_replacement(session, scope.get(self.scope_key, session))
                 self._finish(message, session, payload, key_is_current, now)
             await send(message)
 
@@ -137,8 +138,12 @@ class SessionMiddleware:
             set_cookie = self._next_cookie(session, payload, key_is_current, now)
         if not (session.accessed or set_cookie):
             return  # the common read-nothing case: leave the message alone
-        message.setdefault("headers", [])  # optional in the ASGI spec
-        headers = MutableHeaders(scope=message)
+        raw = message.get("headers")  # optional in the ASGI spec, and any iterable of pairs
+        raw = message["headers"] = [] if raw is None else raw if isinstance(raw, list) else list(raw)
+        if not set_cookie and not any(name == b"vary" for name, _ in raw):
+            raw.append((b"vary", b"Cookie"))  # the common read-only case, without MutableHeaders
+            return
+        headers = MutableHeaders(raw=raw)
         if session.accessed:
             _vary_on_cookie(headers)
         if set_cookie:
@@ -205,6 +210,21 @@ class SessionMiddleware:
     def _seal(self, data_json: bytes, issued_at: int, expires_at: int | None, now: int) -> str:
         value = self.envelope.seal(encode(data_json, issued_at, expires_at, now))
         return self.cookie.set_cookie(value, self.lifetime.cookie_max_age(expires_at, now))
+
+
+def _adopt_replacement(session: Session, current: object) -> None:
+    """Honour an app that replaced ``scope["session"]`` outright (``scope["session"] = {}``).
+
+    Starlette's middleware reads the scope at response time, so code that logs out this way
+    must keep working: the replacement's contents become the session's (checked as JSON).
+    """
+    if current is session:
+        return
+    if not isinstance(current, Mapping):
+        raise SessionDataError(f"the session in the scope was replaced with a {type(current).__name__}, not a dict")
+    replacement = dict(current)
+    session.clear()
+    session.update(replacement)
 
 
 def _vary_on_cookie(headers: MutableHeaders) -> None:

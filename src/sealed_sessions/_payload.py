@@ -60,10 +60,15 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# Built once: json.dumps and json.loads with options build a new coder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite_float)
+
+
 def dump_data(data: Mapping[str, Any]) -> bytes:
     """Serialise session data the one way we always do (compact, UTF-8, key order kept)."""
     try:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+        return _ENCODER.encode(data).encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as exc:
         # Re-run the precise check to name the offending key; fall back to the generic message.
         for key, value in data.items():
@@ -85,7 +90,7 @@ def decode(plaintext: bytes) -> Payload:
     data_json = plaintext[_HEADER.size :]
     try:
         # Decode first: json.loads(bytes) would also accept a BOM, UTF-16 and UTF-32.
-        data = json.loads(data_json.decode("utf-8"), parse_constant=_no_constants, parse_float=_finite_float)
+        data = _DECODER.decode(data_json.decode("utf-8"))
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InvalidCookie(Reason.BAD_PAYLOAD) from None
     if not isinstance(data, dict):
