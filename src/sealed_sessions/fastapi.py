@@ -21,8 +21,9 @@ Guaranteed:
   the session is emptied, so the middleware sends a deletion cookie.
 * The database fails (refused, unreachable, pool exhausted, timeout, any SQLAlchemy error or
   ``OSError``): 503 with ``Retry-After``, a generic body, one log record on the
-  ``sealed_sessions`` logger naming only the exception class, and the cookie untouched. The
-  check never fails open.
+  ``sealed_sessions`` logger naming only the exception classes (a warning for connection
+  trouble, an error for anything else, such as a missing column), and the cookie untouched.
+  The check never fails open.
 * The token is compared by the database, never in Python. A database ``=`` on strings is not
   constant-time, but the row is selected by primary key first and the token is 256 random bits:
   timing cannot be turned into a guess of the token.
@@ -42,8 +43,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mutabl
 from typing import Annotated, Any, Generic, TypeGuard, TypeVar
 
 from fastapi import Depends, WebSocket, WebSocketException
-from sqlalchemy import BigInteger, Select, inspect, literal, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import BigInteger, Connection, Select, inspect, literal, select
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 from starlette.status import HTTP_401_UNAUTHORIZED, HTTP_503_SERVICE_UNAVAILABLE, WS_1008_POLICY_VIOLATION
@@ -81,12 +83,18 @@ class SessionAuth(Generic[UserT]):
 
     Options: ``session_cookie`` and ``scope_key`` must match the ``SessionMiddleware`` (they only
     label the OpenAPI scheme and find the session); ``retry_after`` is the 503's ``Retry-After``;
-    ``active_attribute`` names a boolean column that must be true (the default ``"is_active"`` is
-    used if the model has it; any other name must exist; ``None`` never checks one; a ``NULL``
-    there refuses, like false); ``autocommit_check`` runs the check
-    outside a transaction when the session has not begun one: ``None`` (the default) does so on
-    asyncpg only, where it saves the ``BEGIN`` and ``ROLLBACK`` round trips for free (see the
-    README); ``clock`` gives the login time.
+    ``active_attribute`` names a boolean column (or hybrid property) that must be true: the
+    default ``"is_active"`` is used if the model maps it, and a plain Python ``@property`` of
+    that name is refused at startup, since SQL cannot evaluate it; any other name must exist;
+    ``None`` never checks one; a ``NULL`` there refuses, like false.
+
+    When the request's ``AsyncSession`` has not begun a transaction, the check is a unit of work
+    of its own, committed (without expiring the user) before the endpoint runs, on every driver:
+    the endpoint may then ``async with db.begin()``. ``autocommit_check`` runs that unit in
+    autocommit mode: ``None`` (the default) does so on asyncpg only, where it saves the ``BEGIN``
+    and ``ROLLBACK`` round trips (see the README). When ``get_db`` has begun a transaction (or
+    the session is bound to an outside connection), the check is one more statement in it.
+    ``clock`` gives the login time.
 
     Dependencies (attributes, for ``Depends``): :attr:`current_user`, :attr:`optional_user`,
     :attr:`websocket_user`.
@@ -130,14 +138,8 @@ class SessionAuth(Generic[UserT]):
             name=session_cookie, scheme_name=scheme_name, description=description, scope_key=scope_key
         )
         self._pk_type = _python_type(pk_column)
-        descriptors = inspect(user_model).all_orm_descriptors
-        if active_attribute is not None and active_attribute not in descriptors and active_attribute != "is_active":
-            raise ConfigurationError(f"{user_model.__name__} has no attribute {active_attribute!r} (active_attribute)")
-        self._active = (
-            getattr(user_model, active_attribute)
-            if active_attribute is not None and active_attribute in descriptors
-            else None
-        )
+        self._mapper = inspect(user_model)
+        self._active = _active_condition(user_model, active_attribute)
         self.openapi_responses: dict[int | str, dict[str, Any]] = {
             HTTP_401_UNAUTHORIZED: {"description": "Not authenticated, or the session was revoked"},
             HTTP_503_SERVICE_UNAVAILABLE: {"description": "The session could not be checked; retry later"},
@@ -214,12 +216,7 @@ class SessionAuth(Generic[UserT]):
         try:
             user = await self._load(db, self.statement(uid, token))
         except (SQLAlchemyError, OSError) as exc:  # TimeoutError and ConnectionError are OSErrors
-            # Never the message: SQLAlchemy's carries the SQL and its parameters, the token among them.
-            logger.warning(
-                "session check failed: database unavailable (%s)",
-                type(exc).__name__,
-                extra={"reason": "database_unavailable", "error": type(exc).__name__},
-            )
+            _log_unavailable(exc)
             raise _Unavailable from None
         if user is None:
             self._dead(session, clear, "revoked")
@@ -241,17 +238,21 @@ class SessionAuth(Generic[UserT]):
         return select(model).where(*conditions)
 
     async def _load(self, db: AsyncSession, statement: Select[Any]) -> UserT | None:
-        if not self._outside_transaction(db):
+        bind = db.sync_session.get_bind(mapper=self._mapper)
+        if db.in_transaction() or db.new or db.dirty or db.deleted or isinstance(bind, Connection):
+            # Inside the app's transaction (begun by get_db, or a session joined to an outside
+            # connection's transaction): the check is one more statement in it.
             found: UserT | None = (await db.execute(statement)).scalar_one_or_none()
             return found
-        # No transaction yet: run the lone SELECT in autocommit mode (asyncpg then sends no BEGIN and
-        # no ROLLBACK), then end that pseudo-transaction so the endpoint's first statement begins a
-        # normal one. Commit without expiring, so the loaded user stays usable.
-        await db.connection(
-            bind_arguments={"mapper": inspect(self.user_model)},
-            execution_options={"isolation_level": "AUTOCOMMIT"},
-        )
+        # Nothing begun: the check is a unit of work of its own, ended before the endpoint runs, so
+        # the endpoint starts from the same state on every driver (it may `async with db.begin()`).
+        # On asyncpg it runs in autocommit mode, which saves the BEGIN and ROLLBACK round trips.
+        if self.autocommit_check if self.autocommit_check is not None else bind.dialect.driver == "asyncpg":
+            await db.connection(
+                bind_arguments={"mapper": self._mapper}, execution_options={"isolation_level": "AUTOCOMMIT"}
+            )
         user: UserT | None = (await db.execute(statement)).scalar_one_or_none()
+        # Commit without expiring, so the loaded user stays usable. (A rollback would expire it.)
         sync_session = db.sync_session
         expire_on_commit = sync_session.expire_on_commit
         sync_session.expire_on_commit = False
@@ -260,15 +261,6 @@ class SessionAuth(Generic[UserT]):
         finally:
             sync_session.expire_on_commit = expire_on_commit
         return user
-
-    def _outside_transaction(self, db: AsyncSession) -> bool:
-        """True when the check may run in autocommit mode: asked for, and nothing begun or pending."""
-        if self.autocommit_check is False or db.in_transaction() or db.new or db.dirty or db.deleted:
-            return False
-        if self.autocommit_check:
-            return True
-        bind = db.sync_session.get_bind(mapper=inspect(self.user_model))
-        return bind.dialect.driver == "asyncpg"
 
     def _parse_uid(self, raw: object) -> Any:
         """The session's user id as the primary key's Python type, or ``None`` if it cannot be one."""
@@ -368,6 +360,46 @@ class SessionAuth(Generic[UserT]):
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_CONNECTIVITY_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, OSError)
+
+
+def _log_unavailable(exc: BaseException) -> None:
+    """Log a failed check by exception class only: SQLAlchemy's messages carry the parameters,
+    the token among them. Connection trouble is a warning; anything else (a missing table or
+    column, a transaction in a bad state) is an error that will not heal by itself."""
+    dbapi = getattr(exc, "orig", None)
+    names = type(exc).__name__
+    if dbapi is not None and type(dbapi).__name__ != names:
+        names += f" from {type(dbapi).__name__}"
+    connectivity = isinstance(exc, _CONNECTIVITY_ERRORS)
+    logger.log(
+        logging.WARNING if connectivity else logging.ERROR,
+        "session check failed: %s (%s)",
+        "database unavailable" if connectivity else "database error, not a connectivity problem: check the schema",
+        names,
+        extra={"reason": "database_unavailable" if connectivity else "database_error", "error": names},
+    )
+
+
+def _active_condition(model: type[Any], name: str | None) -> Any:
+    """The SQL condition "this user may log in", or ``None`` for none.
+
+    A Python ``@property`` cannot run inside the one query: refusing it at startup beats silently
+    letting disabled users in.
+    """
+    if name is None:
+        return None
+    if name in inspect(model).all_orm_descriptors:  # a mapped column or a hybrid property
+        return getattr(model, name)
+    if hasattr(model, name):
+        raise ConfigurationError(
+            f"{model.__name__}.{name} is not a mapped column, so the one-query check cannot use it: map it "
+            "(a Boolean column or a hybrid_property), name another with active_attribute=..., or pass "
+            "active_attribute=None to let inactive users in"
+        )
+    if name != "is_active":
+        raise ConfigurationError(f"{model.__name__} has no attribute {name!r} (active_attribute)")
+    return None
 
 
 def _plausible_token(token: object) -> TypeGuard[str]:

@@ -168,12 +168,12 @@ async def test_h9_postgres_authenticated_request_is_one_round_trip(
 async def test_h9_postgres_inside_a_transaction_costs_begin_and_rollback(
     pg_wire: tuple[WireCounter, str], make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
-    """With the autocommit check turned off, asyncpg adds BEGIN and ROLLBACK: three round trips."""
+    """With the autocommit check turned off, asyncpg adds BEGIN and COMMIT: three round trips."""
     wire, url = pg_wire
     trips = await _trips_per_request(wire, url, "postgres", make_harness, client_factory, "/me", autocommit_check=False)
     assert [t.split(":")[0] for t in trips] == ["query", "sync", "query"], trips
     assert trips[0].startswith("query: BEGIN")
-    assert trips[2].startswith("query: ROLLBACK")
+    assert trips[2].startswith("query: COMMIT")
 
 
 @pytest.mark.postgres
@@ -195,8 +195,8 @@ async def test_h9_postgres_endpoint_transaction_still_works(
 @pytest.mark.parametrize(
     ("reset", "expected"),
     [
-        pytest.param("rollback", ["SELECT", "ROLLBACK", "ROLLBACK"], id="pool_default"),
-        pytest.param(None, ["SELECT", "ROLLBACK"], id="pool_reset_on_return_none"),
+        pytest.param("rollback", ["SELECT", "COMMIT", "ROLLBACK"], id="pool_default"),
+        pytest.param(None, ["SELECT", "COMMIT"], id="pool_reset_on_return_none"),
     ],
 )
 async def test_h9_mariadb_authenticated_request_round_trips(
@@ -206,7 +206,7 @@ async def test_h9_mariadb_authenticated_request_round_trips(
     make_harness: HarnessFactory,
     client_factory: ClientFactory,
 ) -> None:
-    """On MariaDB the check is one COM_QUERY plus the ROLLBACK that ends its read view.
+    """On MariaDB the check is one COM_QUERY plus the COMMIT that ends its unit of work and read view.
 
     SQLAlchemy's pool adds a second, redundant ROLLBACK when the ORM session returns the connection;
     ``pool_reset_on_return=None`` removes it (the session has always ended the transaction by then).
