@@ -141,3 +141,30 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
         main([])
     assert info.value.code == 2
     assert "keygen" in capsys.readouterr().err
+
+
+def test_inspect_reads_the_cookie_from_stdin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``inspect -`` reads the cookie from standard input, keeping it out of argv and shell history."""
+    import io
+
+    monkeypatch.setenv(KEYS_ENV, KEY_A)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(seal(KEY_A, {"cart": [1, 2]}) + "\n"))
+    code, out, _ = run(capsys, "inspect", "-")
+    assert code == 0
+    assert '"cart"' in out
+
+
+def test_inspect_redacts_tokens_unless_asked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values under token, password or secret keys (at any depth) are redacted; --show-secrets shows them."""
+    monkeypatch.setenv(KEYS_ENV, KEY_A)
+    cookie = seal(KEY_A, {"_auth_token": "tok-123456", "user": 7, "nested": {"apiSecret": "s-987"}})
+    code, out, _ = run(capsys, "inspect", cookie)
+    assert code == 0
+    assert "tok-123456" not in out and "s-987" not in out
+    assert out.count("<redacted>") == 2 and '"user": 7' in out
+    code, out, _ = run(capsys, "inspect", "--show-secrets", cookie)
+    assert "tok-123456" in out and "s-987" in out

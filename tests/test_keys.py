@@ -16,7 +16,7 @@ KEY_A = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
 KEY_B = "Qk3zT0Yc2sR8wW5eL1aN6hJ9uI4oP7gF2dS5aZ8xC1v"
 KEY_C = "m9N2b5V8c1X4z7L0k3J6h9G2f5D8s1A4q7W0e3R6t9Y"
 RAW_A = base64.urlsafe_b64decode(KEY_A + "=")
-PASSPHRASE = "correct horse battery staple, 2027 edition!"
+PASSPHRASE = "correct-horse_battery+staple/2027:edition!"
 HOW_TO = "python -m sealed_sessions keygen"
 
 
@@ -181,3 +181,19 @@ def test_d1_generate_key_is_accepted_and_random() -> None:
         assert len(base64.urlsafe_b64decode(key + "=")) == KEY_SIZE
         KeyRing(key)
     KeyRing(keys)  # fifty distinct keys form one ring
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        pytest.param(f"{KEY_A},{KEY_B}", id="d2_comma_joined_keys"),
+        pytest.param("correct horse battery staple is not a random key", id="d2_phrase_with_spaces"),
+        pytest.param("tab\tseparated-secret-of-more-than-32-characters", id="d2_tab_inside"),
+    ],
+)
+def test_d2_text_secret_with_commas_or_whitespace_is_refused(secret: str) -> None:
+    """A comma-joined key list or a human phrase is refused with advice to pass a list, never taken as one key."""
+    with pytest.raises(ConfigurationError, match="commas or whitespace") as raised:
+        KeyRing(secret)
+    assert "pass several keys as a list" in str(raised.value)
+    assert KEY_A not in str(raised.value)

@@ -32,7 +32,9 @@ class SealedSessionsError(Exception):
 
 
 class ConfigurationError(SealedSessionsError, ValueError):
-    """A setting is unusable: raised at startup, never per request."""
+    """A setting is unusable: raised at startup wherever it can be seen then, otherwise at first
+    use (no session middleware installed, a bad argument to ``set_max_age``). Never for bad input
+    from a client."""
 
 
 class SessionDataError(SealedSessionsError, TypeError):

@@ -87,6 +87,13 @@ def _master_key(value: object, position: int) -> bytes:
             if len(set(raw)) < MIN_DISTINCT_BYTES:
                 raise ConfigurationError(f"{where}: this key is not random (too few distinct bytes). {_HOW_TO}")
             return raw
+    if "," in text or any(c.isspace() for c in text):
+        # "key1,key2" from an environment variable would otherwise become one passphrase, and a
+        # text with spaces is a human phrase, not a random secret.
+        raise ConfigurationError(
+            f"{where}: a text secret must not contain commas or whitespace; pass several keys as a list "
+            f"(e.g. os.environ[...].split(',')). {_HOW_TO}"
+        )
     if len(text) < MIN_PASSPHRASE_LENGTH:
         raise ConfigurationError(
             f"{where}: a text secret must be at least {MIN_PASSPHRASE_LENGTH} characters, got {len(text)}. {_HOW_TO}"
