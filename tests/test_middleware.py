@@ -33,6 +33,8 @@ from sealed_sessions._keys import KeyRing
 from sealed_sessions._payload import encode
 from sealed_sessions.testing import seal, unseal
 
+from .conftest import FakeClock as Clock
+
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 KEY_A = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
@@ -40,19 +42,6 @@ KEY_B = "Qk3zT0Yc2sR8wW5eL1aN6hJ9uI4oP7gF2dS5aZ8xC1v"
 KEY_C = "m9N2b5V8c1X4z7L0k3J6h9G2f5D8s1A4q7W0e3R6t9Y"
 START = 1_800_000_000
 DAY = 24 * 3600
-
-
-class Clock:
-    """A hand-moved clock (the ``clock`` fixture's twin, for tests that cannot take fixtures)."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 # -- a raw ASGI driver ------------------------------------------------------------------------------

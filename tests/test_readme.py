@@ -111,7 +111,16 @@ def check_compose_up(line: str) -> None:
     assert (ROOT / "Dockerfile").is_file()
 
 
+def check_benchmark_command(line: str) -> None:
+    # Running a benchmark is not a test's job; every flag the README uses must exist, though.
+    result = run_module("benchmarks", "--help")
+    assert result.returncode == 0, result.stderr
+    for flag in re.findall(r"(--[a-z-]+)", line):
+        assert flag in result.stdout, f"README uses {flag}, which python -m benchmarks does not have"
+
+
 HANDLERS = [
+    (re.compile(r"^python -m benchmarks( --[a-z-]+( \S+)?)*$"), check_benchmark_command),
     (
         re.compile(r'^echo "SEALED_SESSIONS_KEYS=\$\(\.venv/bin/python -m sealed_sessions keygen\)" > \.env$'),
         check_compose_env,
