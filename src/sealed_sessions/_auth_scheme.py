@@ -56,13 +56,18 @@ class SessionCookie(SecurityBase):
             headers={"Retry-After": str(retry_after)},
         )
 
-    async def __call__(self, conn: HTTPConnection) -> MutableMapping[str, Any]:
+    def session_of(self, conn: HTTPConnection) -> MutableMapping[str, Any]:
+        """The connection's session, or a ``ConfigurationError`` saying the middleware is missing."""
         session = conn.scope.get(self.scope_key)
         if not isinstance(session, dict):
             raise ConfigurationError(
                 f"no session in scope[{self.scope_key!r}]: add sealed_sessions.SessionMiddleware "
                 "to the application (outside any router) before using SessionAuth"
             )
+        return session
+
+    async def __call__(self, conn: HTTPConnection) -> MutableMapping[str, Any]:
+        session = self.session_of(conn)
         mark_accessed = getattr(session, "mark_accessed", None)
         if mark_accessed is not None:  # the answer depends on the cookie: Vary: Cookie
             mark_accessed()

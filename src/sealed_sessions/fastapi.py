@@ -351,12 +351,7 @@ class SessionAuth(Generic[UserT]):
             session[self.token_key] = token
 
     def _session(self, conn: HTTPConnection) -> MutableMapping[str, Any]:
-        session = conn.scope.get(self.scheme.scope_key)
-        if not isinstance(session, dict):
-            raise ConfigurationError(
-                f"no session in scope[{self.scheme.scope_key!r}]: add sealed_sessions.SessionMiddleware"
-            )
-        return session
+        return self.scheme.session_of(conn)
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
