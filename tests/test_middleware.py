@@ -772,3 +772,20 @@ async def test_replacing_the_scope_session_with_data_seals_that_data() -> None:
         response = await client.get("/swap")
     value = response.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
     assert unseal(KEY_A, value).data == {"user": 8, "role": "admin"}
+
+
+async def test_stacked_instances_sharing_a_scope_key_never_copy_data_between_cookies() -> None:
+    """Two instances misconfigured with one scope_key: the outer cookie never receives the inner session's data."""
+
+    async def write(request: Request) -> Response:
+        request.session["inner_only"] = 1
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/write", write)])
+    app.add_middleware(SessionMiddleware, secret_key=KEY_A, session_cookie="inner")
+    app.add_middleware(SessionMiddleware, secret_key=KEY_B, session_cookie="outer")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        response = await client.get("/write")
+    names = [header.split("=", 1)[0] for header in response.headers.get_list("set-cookie")]
+    assert names == ["inner"]

@@ -218,7 +218,9 @@ def _adopt_replacement(session: Session, current: object) -> None:
     Starlette's middleware reads the scope at response time, so code that logs out this way
     must keep working: the replacement's contents become the session's (checked as JSON).
     """
-    if current is session:
+    if current is session or isinstance(current, Session):
+        # Ours, or another instance's session under the same scope_key (stacked middlewares must
+        # use distinct scope keys): never copy one cookie's data into another.
         return
     if not isinstance(current, Mapping):
         raise SessionDataError(f"the session in the scope was replaced with a {type(current).__name__}, not a dict")
