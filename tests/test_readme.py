@@ -129,10 +129,11 @@ HANDLERS = [
     (re.compile(r"python -m sealed_sessions keygen$"), check_keygen),
     (re.compile(r"SEALED_SESSIONS_KEYS=\S+ python -m sealed_sessions inspect COOKIE_VALUE$"), check_inspect),
     (re.compile(r"python3 -m venv \.venv && \.venv/bin/pip install .* -m examples\.demo$"), check_demo_command),
-    (re.compile(r'pip install -e "\.\[dev\]" && pytest$'), check_test_command),
+    (
+        re.compile(r'^python3 -m venv \.venv && \. \.venv/bin/activate && pip install -e "\.\[dev\]" && pytest$'),
+        check_test_command,
+    ),
     (re.compile(r"pip install \S+$|pip install \"sealed-sessions\[[a-z,]+\]\"$"), check_pip_install),
-    # Creating and activating a virtual environment is exercised by .ci/run itself.
-    (re.compile(r"python3 -m venv \.venv && \. \.venv/bin/activate$"), lambda line: None),
 ]
 
 
