@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Atheris fuzz target for the cookie opener: Envelope.open + payload decode + lifetime check.
+"""Atheris fuzz target for the cookie opener: Sealer.open, alone and behind the middleware's Cookie parsing.
 
 The property: whatever bytes arrive as a cookie (or as a whole Cookie header), the opener either
 raises :class:`sealed_sessions.InvalidCookie` or returns a session that is byte for byte one of the
@@ -38,37 +38,26 @@ KEYS = ["v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ", "Qk3zT0Yc2sR8wW5eL1aN6hJ9
 COOKIE_NAME = "session"
 NOW = 1_800_000_000
 MAX_AGE = 14 * 24 * 60 * 60
+IDLE_TIMEOUT = 3600
 _NAME_EQ = COOKIE_NAME.encode() + b"="
 
 
 class Opener:
-    """What the middleware does with a cookie value, minus the ASGI plumbing."""
+    """What the middleware does with a cookie value: :meth:`sealed_sessions.Sealer.open` at a fixed time."""
 
     def __init__(self) -> None:
-        from sealed_sessions import InvalidCookie, KeyRing
-        from sealed_sessions._envelope import Envelope
-        from sealed_sessions._lifetime import Lifetime
+        from sealed_sessions import InvalidCookie, Sealer
 
         self.invalid = InvalidCookie
-        self.envelope = Envelope(KeyRing(KEYS), COOKIE_NAME)
-        self.old_envelope = Envelope(KeyRing(KEYS[1]), COOKIE_NAME)
-        self.lifetime = Lifetime(MAX_AGE, 3600)
+        self.sealer = Sealer(KEYS, COOKIE_NAME, max_age=MAX_AGE, idle_timeout=IDLE_TIMEOUT)
+        self.old_sealer = Sealer(KEYS[1], COOKIE_NAME, max_age=MAX_AGE, idle_timeout=IDLE_TIMEOUT)
 
     def open(self, value: str) -> dict[str, object]:
         """The session data, or :class:`InvalidCookie`."""
-        from sealed_sessions._payload import decode
-
-        plaintext, _current = self.envelope.open(value)
-        payload = decode(plaintext)
-        reason = self.lifetime.rejection(payload, NOW)
-        if reason is not None:
-            raise self.invalid(reason)
-        return payload.data
+        return self.sealer.open(value, NOW).data
 
     def seeds(self) -> list[str]:
         """Valid cookies: current key, older key, small, unicode, nested, near the size limit."""
-        from sealed_sessions._payload import dump_data, encode
-
         datas: list[dict[str, object]] = [
             {},
             {"user_id": 1, "token": "x" * 22},
@@ -77,10 +66,43 @@ class Opener:
         ]
         out = []
         for data in datas:
-            plaintext = encode(dump_data(data), NOW - 10, NOW - 10 + MAX_AGE, NOW - 10)
-            out.append(self.envelope.seal(plaintext))
-            out.append(self.old_envelope.seal(plaintext))
+            for sealer in (self.sealer, self.old_sealer):
+                out.append(sealer.seal(data, issued_at=NOW - 10, expires_at=NOW - 10 + MAX_AGE, now=NOW - 10))
         return out
+
+
+class HeaderOpener:
+    """A whole Cookie header through the real middleware, driven without an event loop.
+
+    The inner app never suspends, so one ``send(None)`` runs the request to its end.
+    """
+
+    def __init__(self) -> None:
+        from sealed_sessions import SessionMiddleware
+
+        self.seen: list[object] = []
+
+        async def app(scope: dict[str, object], receive: object, send: object) -> None:
+            self.seen.append(scope["session"])
+
+        self.middleware = SessionMiddleware(
+            app, KEYS, COOKIE_NAME, max_age=MAX_AGE, idle_timeout=IDLE_TIMEOUT, clock=lambda: NOW
+        )
+
+    def open(self, header: bytes) -> object:
+        """The ``Opened`` the middleware found in ``header``, or ``None``."""
+        self.seen.clear()
+        scope = {"type": "http", "headers": [(b"cookie", header)]}
+        coroutine = self.middleware(scope, None, None)  # type: ignore[arg-type]
+        try:
+            coroutine.send(None)
+        except StopIteration:
+            pass
+        else:  # pragma: no cover - the app above never suspends
+            coroutine.close()
+            raise AssertionError("the middleware suspended")
+        (session,) = self.seen
+        return getattr(session, "opened", None)
 
 
 def fixture_cookies(path: Path = FIXTURES) -> Iterator[str]:
@@ -102,24 +124,24 @@ class Target:
     """The fuzz property, usable without atheris (the regression replay in the test suite)."""
 
     def __init__(self, opener: Opener | None = None) -> None:
-        from sealed_sessions._cookie import find_cookie
-
         self.opener = opener or Opener()
-        self.find_cookie = find_cookie
+        self.header_opener = HeaderOpener()
         self.seeds = self.opener.seeds()
         self.valid = set(self.seeds) | set(fixture_cookies())  # genuine cookies may open
 
     def check(self, data: bytes) -> None:
         """Raise AssertionError (a crash) if ``data`` breaks the property; InvalidCookie is fine."""
-        for value in (data.decode("latin-1"), self.find_cookie([(b"cookie", data)], _NAME_EQ)):
-            if value is None:
-                continue
-            try:
-                self.opener.open(value)
-            except self.opener.invalid:
-                continue
+        value = data.decode("latin-1")
+        try:
+            self.opener.open(value)
+        except self.opener.invalid:
+            pass
+        else:
             if value not in self.valid:
                 raise AssertionError(f"an unknown value opened: {len(value)} characters")
+        # The same bytes as a whole Cookie header: whatever opens must be one of the genuine cookies.
+        if self.header_opener.open(data) is not None and not any(v.encode() in data for v in self.valid):
+            raise AssertionError(f"an unknown value opened from a Cookie header of {len(data)} bytes")
 
 
 def write_seed_corpus(directory: Path, target: Target) -> None:

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from starlette.datastructures import Secret
 
-from sealed_sessions import ConfigurationError, KeyRing, generate_key
-from sealed_sessions._envelope import Envelope
+from sealed_sessions import ConfigurationError, KeyRing, Sealer, generate_key
 from sealed_sessions._keys import KEY_ID_SIZE, KEY_SIZE
 
 KEY_A = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
@@ -126,9 +125,9 @@ def test_d7_secret_never_in_exception_message(secret: Any) -> None:
 
 
 def test_d7_keys_never_in_repr() -> None:
-    """repr() of a KeyRing and of an Envelope shows key ids and counts, never key material."""
+    """repr() of a KeyRing and of a Sealer shows key ids and counts, never key material."""
     ring = KeyRing([KEY_A, KEY_B, PASSPHRASE])
-    shown = repr(ring) + repr(Envelope(ring, "session")) + str(ring)
+    shown = repr(ring) + repr(Sealer(ring)) + str(ring)
     assert "3 key(s)" in repr(ring)
     for secret in (KEY_A, KEY_B, PASSPHRASE):
         assert secret[:10] not in shown
@@ -140,10 +139,10 @@ def test_d7_keys_never_in_repr() -> None:
 
 
 def test_d7_keyring_has_no_instance_dict_to_leak() -> None:
-    """KeyRing and Envelope use __slots__, so vars() and debuggers' __dict__ dumps find nothing."""
+    """KeyRing and Sealer use __slots__, so vars() and debuggers' __dict__ dumps find nothing."""
     ring = KeyRing(KEY_A)
     assert not hasattr(ring, "__dict__")
-    assert not hasattr(Envelope(ring, "session"), "__dict__")
+    assert not hasattr(Sealer(ring), "__dict__")
 
 
 def test_d8_subkeys_differ_per_cookie_name() -> None:

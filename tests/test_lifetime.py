@@ -7,15 +7,15 @@ from typing import Any
 import pytest
 
 from sealed_sessions import ConfigurationError, Reason
-from sealed_sessions._lifetime import CLOCK_SKEW, RENEW_FRACTION, Lifetime
-from sealed_sessions._payload import MAX_TIMESTAMP, Payload, decode, encode
+from sealed_sessions._lifetime import CLOCK_SKEW, RENEW_FRACTION, Lifetime, expiry
+from sealed_sessions._payload import MAX_TIMESTAMP, Opened, encode
 
 T = 1_800_000_000
 DAY = 86_400
 
 
-def payload(issued_at: int = T, expires_at: int | None = T + DAY, last_active: int | None = None) -> Payload:
-    return Payload({}, b"{}", issued_at, expires_at, issued_at if last_active is None else last_active)
+def payload(issued_at: int = T, expires_at: int | None = T + DAY, last_active: int | None = None) -> Opened:
+    return Opened({}, issued_at, expires_at, issued_at if last_active is None else last_active, True)
 
 
 @pytest.mark.parametrize(
@@ -112,9 +112,9 @@ def test_c3_no_renewal_without_idle_timeout() -> None:
 def test_c3_renewal_keeps_absolute_expiry() -> None:
     """Renewing (a fresh last_active) never moves expires_at, so the absolute limit still holds."""
     lifetime = Lifetime(max_age=1000, idle_timeout=400)
-    expires_at = lifetime.expires_at(T, lifetime.max_age)
+    expires_at = lifetime.expires_at(T)
     assert expires_at == T + 1000
-    renewed = decode(encode(b"{}", T, expires_at, T + 900))
+    renewed = payload(T, expires_at, T + 900)
     assert lifetime.rejection(renewed, T + 999) is None
     assert lifetime.rejection(renewed, T + 1000) == Reason.EXPIRED
 
@@ -135,7 +135,7 @@ def test_c8_cookie_max_age_matches_expiry(
 ) -> None:
     """Max-Age is the time left before we would refuse the cookie, or absent for a browser-session cookie."""
     lifetime = Lifetime(max_age=max_age, idle_timeout=idle_timeout)
-    expires_at = lifetime.expires_at(T, max_age)
+    expires_at = lifetime.expires_at(T)
     max_age_sent = lifetime.cookie_max_age(expires_at, now)
     assert max_age_sent == expected
     if max_age_sent is not None:  # refused exactly when the browser forgets it (sealed at now)
@@ -145,20 +145,20 @@ def test_c8_cookie_max_age_matches_expiry(
 
 def test_expires_at_stays_within_what_a_cookie_carries() -> None:
     """A huge max_age caps expires_at at 2**63-1, and a negative one gives 1, never 0 ("no expiry")."""
-    lifetime = Lifetime(max_age=None, idle_timeout=None)
-    assert lifetime.expires_at(T, 10**30) == MAX_TIMESTAMP
-    assert lifetime.expires_at(T, -T) == 1
-    assert lifetime.expires_at(T, -(10**30)) == 1
-    assert lifetime.expires_at(T, 0) == T
-    assert lifetime.expires_at(T, None) is None
-    encode(b"{}", T, lifetime.expires_at(T, 10**30), T)  # fits the header
+    assert expiry(T, 10**30) == MAX_TIMESTAMP
+    assert expiry(T, -T) == 1
+    assert expiry(T, -(10**30)) == 1
+    assert expiry(T, 0) == T
+    assert expiry(T, None) is None
+    assert Lifetime(max_age=10**30, idle_timeout=None).expires_at(T) == MAX_TIMESTAMP
+    assert len(encode(b"{}", T, expiry(T, 10**30), T)) == 26  # fits the 8-byte header field
 
 
 def test_zero_and_negative_max_age_expire_at_once() -> None:
     """max_age 0 or negative is allowed (as in Starlette) and gives sessions that are already expired."""
     for max_age in (0, -1, -DAY):
         lifetime = Lifetime(max_age=max_age, idle_timeout=None)
-        assert lifetime.rejection(payload(expires_at=lifetime.expires_at(T, max_age)), T) == Reason.EXPIRED
+        assert lifetime.rejection(payload(expires_at=lifetime.expires_at(T)), T) == Reason.EXPIRED
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from sealed_sessions import InvalidCookie, Reason, SessionDataError
-from sealed_sessions._envelope import Envelope
-from sealed_sessions._keys import KeyRing
+from sealed_sessions import InvalidCookie, Reason, Sealer, SessionDataError
 from sealed_sessions._payload import MAX_DEPTH, check_json_value, decode, dump_data, encode
 from sealed_sessions.testing import seal, unseal
 
@@ -30,13 +28,13 @@ def nested(levels: int, leaf: Any = 0) -> Any:
 
 def body_reason(body: bytes) -> Reason:
     with pytest.raises(InvalidCookie) as info:
-        decode(encode(body, T, T + 60, T))
+        decode(encode(body, T, T + 60, T), sealed_with_current_key=True)
     return info.value.reason
 
 
 def sealed_body(body: bytes) -> str:
     """A cookie made with the real key whose plaintext body is ``body``, bypassing every check."""
-    return Envelope(KeyRing(KEY_A), "session").seal(encode(body, T, T + 60, T))
+    return Sealer(KEY_A).seal_json(body, issued_at=T, expires_at=T + 60, now=T)
 
 
 @pytest.fixture
@@ -79,7 +77,7 @@ def test_b2_json_not_an_object(body: bytes) -> None:
 def test_b3_header_too_short(size: int) -> None:
     """A plaintext shorter than the 24-byte header plus "{}" is BAD_PAYLOAD."""
     with pytest.raises(InvalidCookie) as info:
-        decode(encode(b"{}", T, T + 60, T)[:size])
+        decode(encode(b"{}", T, T + 60, T)[:size], sealed_with_current_key=True)
     assert info.value.reason == Reason.BAD_PAYLOAD
 
 
@@ -89,7 +87,7 @@ def test_b3_timestamps_beyond_int64_refused() -> None:
         header = bytearray(encode(b"{}", T, T + 60, T))
         header[field * 8] = 0x80
         with pytest.raises(InvalidCookie):
-            decode(bytes(header))
+            decode(bytes(header), sealed_with_current_key=True)
 
 
 @pytest.mark.parametrize(
@@ -131,7 +129,7 @@ def test_b1_numbers_json_cannot_carry(body: bytes) -> None:
 def test_b1_depth_limit_on_read() -> None:
     """A value MAX_DEPTH deep under a key opens; one level deeper is BAD_PAYLOAD."""
     ok = json.dumps({"k": nested(MAX_DEPTH - 1)}).encode()
-    assert decode(encode(ok, T, 0, T)).data == {"k": nested(MAX_DEPTH - 1)}
+    assert decode(encode(ok, T, 0, T), sealed_with_current_key=True).data == {"k": nested(MAX_DEPTH - 1)}
     assert body_reason(json.dumps({"k": nested(MAX_DEPTH)}).encode()) == Reason.BAD_PAYLOAD
     assert body_reason(b'{"k":' + b"[" * 100_000 + b"]" * 100_000 + b"}") == Reason.BAD_PAYLOAD
 
@@ -158,11 +156,12 @@ def test_b8_write_and_read_depth_limits_agree() -> None:
 )
 def test_b6_pickle_and_marshal_refused_without_unpickling(payload: bytes, no_pickle: None) -> None:
     """A pickle or marshal payload sealed with the real key is BAD_PAYLOAD, and no unpickler runs."""
-    for plaintext in (payload, encode(payload, T, T + 60, T)):
-        value = Envelope(KeyRing(KEY_A), "session").seal(plaintext)
-        with pytest.raises(InvalidCookie) as info:
-            unseal(KEY_A, value)
-        assert info.value.reason == Reason.BAD_PAYLOAD
+    with pytest.raises(InvalidCookie) as info:
+        decode(payload, sealed_with_current_key=True)  # the bytes alone, read as a whole plaintext
+    assert info.value.reason == Reason.BAD_PAYLOAD
+    with pytest.raises(InvalidCookie) as info:
+        unseal(KEY_A, sealed_body(payload))  # behind our header, sealed with the real key
+    assert info.value.reason == Reason.BAD_PAYLOAD
 
 
 @pytest.mark.parametrize(
@@ -178,7 +177,7 @@ def test_b6_pickle_and_marshal_refused_without_unpickling(payload: bytes, no_pic
 )
 def test_b7_round_trip(data: dict[str, Any]) -> None:
     """Session data comes back equal, with key order and value types kept."""
-    opened = decode(encode(dump_data(data), T, None, T)).data
+    opened = decode(encode(dump_data(data), T, None, T), sealed_with_current_key=True).data
     assert opened == data
     assert list(opened) == list(data)
     assert json.dumps(opened) == json.dumps(data)
@@ -271,7 +270,8 @@ def test_check_json_value_accepts_json_types() -> None:
 
 def test_timestamps_round_trip_and_zero_expiry_means_none() -> None:
     """The three timestamps come back as sealed, and an expiry of None is stored as 0 and read as None."""
-    payload = decode(encode(b'{"a":1}', 1, 2**63 - 1, 3))
+    payload = decode(encode(b'{"a":1}', 1, 2**63 - 1, 3), sealed_with_current_key=False)
     assert (payload.issued_at, payload.expires_at, payload.last_active) == (1, 2**63 - 1, 3)
-    assert decode(encode(b"{}", T, None, T)).expires_at is None
+    assert not payload.sealed_with_current_key
+    assert decode(encode(b"{}", T, None, T), sealed_with_current_key=True).expires_at is None
     assert payload.data_json == b'{"a":1}'

@@ -14,7 +14,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from sealed_sessions import ConfigurationError, Session, SessionDataError, SessionMiddleware
+from sealed_sessions import ConfigurationError, Opened, Session, SessionDataError, SessionMiddleware
 from sealed_sessions import _middleware as middleware_module
 from sealed_sessions._payload import dump_data
 from sealed_sessions.testing import seal, unseal
@@ -366,13 +366,15 @@ def test_flags_follow_starlette_for_each_write_method() -> None:
         assert session.modified and session.accessed
 
 
-def test_session_is_a_dict_and_keeps_lifetime_facts() -> None:
-    """A Session is a dict, equal to its data, carrying issued_at and expires_at as given."""
-    session = Session({"a": 1}, issued_at=10, expires_at=20)
-    assert isinstance(session, dict)
+def test_session_is_its_cookies_data_and_reads_lifetime_facts_from_it() -> None:
+    """A Session opened from a cookie equals the cookie's data and reports the cookie's issued_at and expires_at."""
+    session = Session(
+        opened=Opened({"a": 1}, issued_at=10, expires_at=20, last_active=15, sealed_with_current_key=True)
+    )
     assert session == {"a": 1}
     assert (session.issued_at, session.expires_at) == (10, 20)
     assert (Session().issued_at, Session().expires_at) == (None, None)
+    assert Session({"b": 2}) == {"b": 2}
 
 
 async def test_arriving_session_exposes_its_timestamps() -> None:

@@ -14,6 +14,8 @@ from ._errors import (
 )
 from ._keys import KeyInput, KeyRing, generate_key
 from ._middleware import SessionMiddleware
+from ._payload import Opened
+from ._sealer import Sealer
 from ._session import Session
 
 __version__ = "0.1.0"
@@ -23,8 +25,10 @@ __all__ = [
     "InvalidCookie",
     "KeyInput",
     "KeyRing",
+    "Opened",
     "Reason",
     "SealedSessionsError",
+    "Sealer",
     "Session",
     "SessionDataError",
     "SessionMiddleware",

@@ -20,7 +20,7 @@ from typing import Any
 
 from ._errors import ConfigurationError, InvalidCookie
 from ._keys import generate_key
-from .testing import unseal
+from ._sealer import Sealer
 
 __all__ = ["KEYS_ENV", "main"]
 
@@ -55,7 +55,7 @@ def _inspect(cookie: str, cookie_name: str, show_secrets: bool) -> int:
     if cookie == "-":  # from standard input: keeps the cookie out of `ps` and the shell history
         cookie = sys.stdin.read()
     try:
-        opened = unseal(keys, cookie.strip(), session_cookie=cookie_name)
+        opened = Sealer(keys, cookie_name).peek(cookie.strip())
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

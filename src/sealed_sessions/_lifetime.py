@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._errors import ConfigurationError, Reason
-from ._payload import MAX_TIMESTAMP, Payload
+from ._payload import MAX_TIMESTAMP, Opened
 
-__all__ = ["CLOCK_SKEW", "RENEW_FRACTION", "Lifetime"]
+__all__ = ["CLOCK_SKEW", "RENEW_FRACTION", "Lifetime", "check_seconds", "expiry"]
 
 CLOCK_SKEW = 60
 """Seconds a cookie's issued-at may lie in the future and still be accepted."""
@@ -28,6 +28,7 @@ RENEW_FRACTION = 4
 
 
 def check_seconds(name: str, value: object, *, allow_none: bool, positive: bool) -> int | None:
+    """``value`` if it is a whole number of seconds (positive if asked), else :class:`ConfigurationError`."""
     if value is None and allow_none:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
@@ -35,6 +36,18 @@ def check_seconds(name: str, value: object, *, allow_none: bool, positive: bool)
     if positive and value <= 0:
         raise ConfigurationError(f"{name} must be positive, got {value}")
     return value
+
+
+def expiry(issued_at: int, max_age: int | None) -> int | None:
+    """The absolute expiry of a session that starts at ``issued_at`` and lasts ``max_age`` seconds.
+
+    Kept within what the cookie can carry: at least 1 (0 would mean "no expiry") and at most
+    ``2**63 - 1``, so a huge ``max_age`` means "practically never" instead of a failed seal.
+    ``None`` (no absolute cap) for ``max_age=None``.
+    """
+    if max_age is None:
+        return None
+    return min(max(issued_at + max_age, 1), MAX_TIMESTAMP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +62,13 @@ class Lifetime:
         check_seconds("max_age", self.max_age, allow_none=True, positive=False)
         check_seconds("idle_timeout", self.idle_timeout, allow_none=True, positive=True)
 
-    def rejection(self, payload: Payload, now: int) -> Reason | None:
-        """Why ``payload`` is no longer valid at ``now``, or ``None`` if it is."""
-        if payload.issued_at > now + CLOCK_SKEW or payload.last_active > now + CLOCK_SKEW:
+    def rejection(self, opened: Opened, now: int) -> Reason | None:
+        """Why ``opened`` is no longer valid at ``now``, or ``None`` if it is."""
+        if opened.issued_at > now + CLOCK_SKEW or opened.last_active > now + CLOCK_SKEW:
             return Reason.FUTURE
-        if payload.expires_at is not None and now >= payload.expires_at:
+        if opened.expires_at is not None and now >= opened.expires_at:
             return Reason.EXPIRED
-        if self.idle_timeout is not None and now >= payload.last_active + self.idle_timeout:
+        if self.idle_timeout is not None and now >= opened.last_active + self.idle_timeout:
             return Reason.IDLE
         return None
 
@@ -65,15 +78,9 @@ class Lifetime:
             return False
         return now - last_active >= self.idle_timeout / RENEW_FRACTION
 
-    def expires_at(self, issued_at: int, max_age: int | None) -> int | None:
-        """The absolute expiry of a session that starts at ``issued_at`` with ``max_age``.
-
-        Kept within what the cookie can carry: at least 1 (0 would mean "no expiry") and at most
-        ``2**63 - 1``, so a huge ``max_age`` means "practically never" instead of a failed seal.
-        """
-        if max_age is None:
-            return None
-        return min(max(issued_at + max_age, 1), MAX_TIMESTAMP)
+    def expires_at(self, issued_at: int) -> int | None:
+        """The absolute expiry of a session that starts at ``issued_at`` under this policy."""
+        return expiry(issued_at, self.max_age)
 
     def cookie_max_age(self, expires_at: int | None, now: int) -> int | None:
         """The ``Max-Age`` to send, so the browser forgets the cookie when we would refuse it.

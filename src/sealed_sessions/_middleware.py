@@ -15,11 +15,11 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._cookie import CookieOptions
-from ._envelope import Envelope
 from ._errors import InvalidCookie, SessionDataError
-from ._keys import KeyInput, KeyRing
-from ._lifetime import Lifetime
-from ._payload import Payload, decode, dump_data, encode
+from ._keys import KeyInput
+from ._lifetime import expiry
+from ._payload import Opened, dump_data
+from ._sealer import DEFAULT_MAX_AGE, Sealer
 from ._session import Session
 
 __all__ = ["SessionMiddleware"]
@@ -50,12 +50,23 @@ class SessionMiddleware:
     dependency for that), or that concurrent requests' writes merge: the last response wins.
     """
 
+    app: ASGIApp
+    """The wrapped application."""
+    sealer: Sealer
+    """Opens and seals this middleware's cookie values (keys, expiry policy, format)."""
+    cookie: CookieOptions
+    """The cookie's name and attributes."""
+    scope_key: str
+    """Where the session goes in the ASGI scope."""
+    clock: Callable[[], float]
+    """Seconds since the epoch; injectable for tests."""
+
     def __init__(
         self,
         app: ASGIApp,
         secret_key: KeyInput,
         session_cookie: str = "session",
-        max_age: int | None = 14 * 24 * 60 * 60,  # 14 days, in seconds
+        max_age: int | None = DEFAULT_MAX_AGE,
         path: str = "/",
         same_site: Literal["lax", "strict", "none"] = "lax",
         https_only: bool = True,
@@ -67,7 +78,6 @@ class SessionMiddleware:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
-        self.keys = KeyRing(secret_key)
         self.cookie = CookieOptions(
             session_cookie,
             path=path,
@@ -76,8 +86,7 @@ class SessionMiddleware:
             domain=domain,
             partitioned=partitioned,
         )
-        self.lifetime = Lifetime(max_age, idle_timeout)
-        self.envelope = Envelope(self.keys, session_cookie)
+        self.sealer = Sealer(secret_key, session_cookie, max_age=max_age, idle_timeout=idle_timeout)
         self.scope_key = scope_key
         self.clock = clock
 
@@ -87,11 +96,7 @@ class SessionMiddleware:
             return
 
         now = int(self.clock())
-        payload, key_is_current = self._open(scope, now)
-        if payload is None:
-            session = Session()
-        else:
-            session = Session(payload.data, issued_at=payload.issued_at, expires_at=payload.expires_at)
+        session = Session(opened=self._open(scope, now))
         scope[self.scope_key] = session
         if scope["type"] == "websocket":  # read-only: a handshake cannot set cookies portably
             await self.app(scope, receive, send)
@@ -100,22 +105,18 @@ class SessionMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 _adopt_replacement(session, scope.get(self.scope_key, session))
-                self._finish(message, session, payload, key_is_current, now)
+                self._finish(message, session, now)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
 
-    def _open(self, scope: Scope, now: int) -> tuple[Payload | None, bool]:
-        """The valid payload in the request's cookie, if any, and whether it used the current key."""
+    def _open(self, scope: Scope, now: int) -> Opened | None:
+        """The valid session in the request's cookie, if any; a bad one is logged and dropped."""
         value = self.cookie.find(scope["headers"])
         if value is None:
-            return None, True
+            return None
         try:
-            plaintext, key_is_current = self.envelope.open(value)
-            payload = decode(plaintext)
-            reason = self.lifetime.rejection(payload, now)
-            if reason is not None:
-                raise InvalidCookie(reason)
+            return self.sealer.open(value, now)
         except InvalidCookie as exc:
             logger.info(
                 "session cookie %r rejected: %s",
@@ -123,23 +124,19 @@ class SessionMiddleware:
                 exc.reason.value,
                 extra={"cookie_name": self.cookie.name, "reason": exc.reason.value},
             )
-            return None, True
-        return payload, key_is_current
+            return None
 
-    def _finish(
-        self, message: Message, session: Session, payload: Payload | None, key_is_current: bool, now: int
-    ) -> None:
+    def _finish(self, message: Message, session: Session, now: int) -> None:
         """Add ``Vary`` and, when needed, ``Set-Cookie`` to a response start message."""
         if message["status"] >= 500:  # a failing app must not reseal or delete anything
             set_cookie = None
-        elif payload is None:
+        elif session.opened is None:
             set_cookie = self._new_cookie(session, now)
         else:
-            set_cookie = self._next_cookie(session, payload, key_is_current, now)
+            set_cookie = self._next_cookie(session, session.opened, now)
         if not (session.accessed or set_cookie):
             return  # the common read-nothing case: leave the message alone
-        raw = message.get("headers")  # optional in the ASGI spec, and any iterable of pairs
-        raw = message["headers"] = [] if raw is None else raw if isinstance(raw, list) else list(raw)
+        raw = _header_list(message)
         if not set_cookie and not any(name == b"vary" for name, _ in raw):
             raw.append((b"vary", b"Cookie"))  # the common read-only case, without MutableHeaders
             return
@@ -157,44 +154,44 @@ class SessionMiddleware:
         data_json = dump_data(session)
         session.check_all()  # json.dumps would quietly turn a nested tuple into a list
         issued_at, expires_at = self._lifetime_of(session, None, now)
-        return self._seal(data_json, issued_at, expires_at, now)
+        return self._set_cookie(data_json, issued_at, expires_at, now)
 
-    def _next_cookie(self, session: Session, payload: Payload, key_is_current: bool, now: int) -> str | None:
+    def _next_cookie(self, session: Session, opened: Opened, now: int) -> str | None:
         """The cookie for a request that arrived with a valid one, or ``None`` to keep it as it is.
 
         A new cookie is needed when the data changed, the session was reset, its expiry changed
         (``set_max_age``), the cookie was sealed with an older key, or idle renewal is due. An
         emptied session gets a deletion cookie instead.
         """
-        data_json = payload.data_json if self._surely_unchanged(session) else dump_data(session)
-        changed = data_json != payload.data_json
-        issued_at, expires_at = self._lifetime_of(session, payload, now)
+        data_json = opened.data_json if self._surely_unchanged(session) else dump_data(session)
+        changed = data_json != opened.data_json
+        issued_at, expires_at = self._lifetime_of(session, opened, now)
         if not (
             changed
-            or session.renewed
-            or expires_at != payload.expires_at
-            or not key_is_current
-            or self.lifetime.renewal_due(payload.last_active, now)
+            or session.was_reset
+            or expires_at != opened.expires_at
+            or not opened.sealed_with_current_key
+            or self.sealer.lifetime.renewal_due(opened.last_active, now)
         ):
             return None
         if not session:
             return self.cookie.deletion()
         if changed:
             session.check_all()  # nested writes never went through __setitem__
-        return self._seal(data_json, issued_at, expires_at, now)
+        return self._set_cookie(data_json, issued_at, expires_at, now)
 
-    def _lifetime_of(self, session: Session, payload: Payload | None, now: int) -> tuple[int, int | None]:
+    def _lifetime_of(self, session: Session, opened: Opened | None, now: int) -> tuple[int, int | None]:
         """``(issued_at, expires_at)`` for the next cookie.
 
         A new or reset session starts now; otherwise the start is kept. ``set_max_age`` counts
         from the start, so calling it again never pushes the expiry past ``issued_at + seconds``.
         """
-        if payload is None or session.renewed:
-            issued_at, expires_at = now, self.lifetime.expires_at(now, self.lifetime.max_age)
+        if opened is None or session.was_reset:
+            issued_at, expires_at = now, self.sealer.lifetime.expires_at(now)
         else:
-            issued_at, expires_at = payload.issued_at, payload.expires_at
+            issued_at, expires_at = opened.issued_at, opened.expires_at
         if session.has_max_age_override:
-            expires_at = self.lifetime.expires_at(issued_at, session.max_age_override)
+            expires_at = expiry(issued_at, session.max_age_override)
         return issued_at, expires_at
 
     @staticmethod
@@ -207,9 +204,24 @@ class SessionMiddleware:
         """
         return not session.modified and not any(isinstance(v, dict | list) for v in session.values())
 
-    def _seal(self, data_json: bytes, issued_at: int, expires_at: int | None, now: int) -> str:
-        value = self.envelope.seal(encode(data_json, issued_at, expires_at, now))
-        return self.cookie.set_cookie(value, self.lifetime.cookie_max_age(expires_at, now))
+    def _set_cookie(self, data_json: bytes, issued_at: int, expires_at: int | None, now: int) -> str:
+        """The whole ``Set-Cookie`` value for the session sealed at ``now``."""
+        value = self.sealer.seal_json(data_json, issued_at=issued_at, expires_at=expires_at, now=now)
+        return self.cookie.set_cookie(value, self.sealer.lifetime.cookie_max_age(expires_at, now))
+
+
+def _header_list(message: Message) -> list[tuple[bytes, bytes]]:
+    """The start message's headers as a list we may append to, stored back into the message.
+
+    The ASGI spec makes ``headers`` optional and allows any iterable of pairs.
+    """
+    raw = message.get("headers")
+    if raw is None:
+        raw = []
+    elif not isinstance(raw, list):
+        raw = list(raw)
+    message["headers"] = raw
+    return raw
 
 
 def _adopt_replacement(session: Session, current: object) -> None:

@@ -22,12 +22,12 @@ import json
 import math
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import InvalidCookie, Reason, SessionDataError
 
-__all__ = ["MAX_DEPTH", "MAX_TIMESTAMP", "Payload", "check_json_value", "decode", "dump_data", "encode"]
+__all__ = ["MAX_DEPTH", "MAX_TIMESTAMP", "Opened", "check_json_value", "decode", "dump_data", "encode"]
 
 MAX_DEPTH = 32
 """Deepest nesting a value stored under one session key may have: ``session["k"] = 1`` is depth
@@ -39,14 +39,25 @@ MAX_TIMESTAMP = 2**63 - 1
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs half a microsecond per request to build
-class Payload:
-    """What a cookie holds once opened."""
+class Opened:
+    """What a cookie holds once opened: its data and the lifetime facts sealed next to it.
+
+    The one type for an opened cookie, whoever opened it (the middleware, ``testing.unseal``, the
+    CLI). Timestamps are whole seconds since the epoch. Treat it as read-only.
+    """
 
     data: dict[str, Any]
-    data_json: bytes
+    """The session data, as decoded from the sealed JSON."""
     issued_at: int
+    """When the session began (login, or the first write): ``max_age`` counts from here."""
     expires_at: int | None
+    """The absolute expiry sealed in the cookie, or ``None`` for a browser-session cookie."""
     last_active: int
+    """When the cookie was last sealed: the idle timeout counts from here."""
+    sealed_with_current_key: bool
+    """False when an older key of the ring sealed it (the middleware then reseals it)."""
+    data_json: bytes = field(default=b"", repr=False, compare=False)
+    """The data exactly as sealed, so an unchanged session is recognised without re-encoding."""
 
 
 def _finite_float(text: str) -> float:
@@ -80,7 +91,7 @@ def encode(data_json: bytes, issued_at: int, expires_at: int | None, last_active
     return _HEADER.pack(issued_at, expires_at or 0, last_active) + data_json
 
 
-def decode(plaintext: bytes) -> Payload:
+def decode(plaintext: bytes, *, sealed_with_current_key: bool) -> Opened:
     """Parse an authentic plaintext, or raise :class:`InvalidCookie` with ``BAD_PAYLOAD``."""
     if len(plaintext) < _HEADER.size + 2:
         raise InvalidCookie(Reason.BAD_PAYLOAD)
@@ -102,7 +113,7 @@ def decode(plaintext: bytes) -> Payload:
     suspicious = b"\\u" in data_json or data_json.count(b"[") + data_json.count(b"{") > MAX_DEPTH
     if suspicious and _problem(data, 0) is not None:
         raise InvalidCookie(Reason.BAD_PAYLOAD)
-    return Payload(data, data_json, issued_at, expires_at or None, last_active)
+    return Opened(data, issued_at, expires_at or None, last_active, sealed_with_current_key, data_json)
 
 
 def check_json_value(key: object, value: object) -> None:

@@ -17,7 +17,8 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from ._errors import ConfigurationError
-from ._payload import check_json_value
+from ._lifetime import check_seconds
+from ._payload import Opened, check_json_value
 
 __all__ = ["Session"]
 
@@ -25,7 +26,7 @@ _UNSET: Any = object()
 
 
 class Session(dict[str, Any]):
-    """Session data plus the lifetime facts sealed next to it.
+    """Session data, and the cookie it was opened from.
 
     ``issued_at`` and ``expires_at`` describe the session as it arrived (``None`` for a new one).
     """
@@ -34,20 +35,28 @@ class Session(dict[str, Any]):
     """Read or written during this request: the response gets ``Vary: Cookie``."""
     modified: bool = False
     """Written through the dict API during this request."""
+    opened: Opened | None
+    """The cookie this session arrived in, or ``None`` for a new session."""
+    was_reset: bool
+    """:meth:`reset` was called: the next cookie starts a new lifetime (a new ``issued_at``)."""
+    max_age_override: int | None
+    """The lifetime set by :meth:`set_max_age`; meaningful only when :attr:`has_max_age_override`."""
 
-    def __init__(
-        self,
-        data: Mapping[str, Any] | None = None,
-        *,
-        issued_at: int | None = None,
-        expires_at: int | None = None,
-    ) -> None:
-        super().__init__(data or ())
-        self.issued_at = issued_at
-        self.expires_at = expires_at
-        self.renewed = False
-        """``reset()`` was called: the next cookie starts a new lifetime."""
-        self.max_age_override: int | None = _UNSET
+    def __init__(self, data: Mapping[str, Any] | None = None, *, opened: Opened | None = None) -> None:
+        super().__init__(opened.data if data is None and opened is not None else data or ())
+        self.opened = opened
+        self.was_reset = False
+        self.max_age_override = _UNSET
+
+    @property
+    def issued_at(self) -> int | None:
+        """When the arriving session began, or ``None`` for a new one."""
+        return None if self.opened is None else self.opened.issued_at
+
+    @property
+    def expires_at(self) -> int | None:
+        """The arriving session's absolute expiry, or ``None`` (new, or a browser-session cookie)."""
+        return None if self.opened is None else self.opened.expires_at
 
     @classmethod
     def of(cls, connection: HTTPConnection, scope_key: str = "session") -> Session:
@@ -68,9 +77,11 @@ class Session(dict[str, Any]):
     # -- Starlette's protocol -------------------------------------------------------------------
 
     def mark_accessed(self) -> None:
+        """Record a read: the response will carry ``Vary: Cookie``."""
         self.accessed = True
 
     def mark_modified(self) -> None:
+        """Record a write through the dict API."""
         self.accessed = True
         self.modified = True
 
@@ -87,7 +98,7 @@ class Session(dict[str, Any]):
         kept = {k: self[k] for k in names if k in self}
         super().clear()
         super().update(kept)
-        self.renewed = True
+        self.was_reset = True
         self.mark_modified()
 
     def set_max_age(self, seconds: int | None) -> None:
@@ -97,13 +108,12 @@ class Session(dict[str, Any]):
         a browser-session cookie with no absolute cap. Calling it again does not extend a
         session beyond ``issued_at + seconds``.
         """
-        if seconds is not None and (not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0):
-            raise ConfigurationError(f"set_max_age takes a positive number of seconds or None, got {seconds!r}")
-        self.max_age_override = seconds
+        self.max_age_override = check_seconds("set_max_age", seconds, allow_none=True, positive=True)
         self.mark_modified()
 
     @property
     def has_max_age_override(self) -> bool:
+        """:meth:`set_max_age` was called during this request."""
         return self.max_age_override is not _UNSET
 
     # -- writes: flag and check -----------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 import sealed_sessions._envelope as envelope_module
-import sealed_sessions._middleware as middleware_module
+import sealed_sessions._sealer as sealer_module
 from sealed_sessions import SessionMiddleware
 from sealed_sessions.testing import seal
 
@@ -59,7 +59,7 @@ def counter(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter]:
     for module, name, label in [
         (envelope_module, "crypto_secretbox_open_easy", "mac_check"),
         (envelope_module, "b64decode_strict", "b64"),
-        (middleware_module, "decode", "json"),
+        (sealer_module, "decode", "json"),
     ]:
         monkeypatch.setattr(module, name, counter.wrap(label, getattr(module, name)))
     yield counter
