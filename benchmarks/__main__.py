@@ -22,17 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import inprocess, targets
-from .report import (
-    Section,
-    render_section,
-    render_targets,
-    section_from_samples,
-    sections_to_json,
-    write_chart,
-    write_json,
-)
-from .stats import evaluate, summarize
+from . import inprocess, scenarios, targets
+from .report import Section, render_section, render_targets, sections_to_json, write_chart, write_json
+from .stats import evaluate
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -67,30 +59,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def inprocess_sections(profile: dict[str, Any]) -> tuple[list[Section], dict[str, float]]:
-    results = inprocess.run(rounds=profile["ip_rounds"], batch_seconds=profile["ip_batch"], progress=_progress)
-    sections = []
-    derived: dict[str, float] = {}
-    for g in results:
-        section = section_from_samples(
-            f"inprocess.{g.name}", g.title, "us/op", g.baseline, g.samples, g.details, scale=1e6
-        )
-        if g.name == "asgi":
-            share = summarize(inprocess.asgi_overhead_ratios(g, "ours read", "starlette read", "none read"))
-            derived["derived.asgi-read-overhead-share"] = share.median
-            section.notes.append(
-                f"cost added over 'none read': ours read / starlette read = {share.median:.2f} "
-                f"(per-round min-max {share.low:.2f}-{share.high:.2f}); target <= 0.5"
-            )
-            write = summarize(inprocess.asgi_overhead_ratios(g, "ours write", "starlette write", "none write"))
-            section.notes.append(
-                f"cost added over 'none write': ours write / starlette write = {write.median:.2f} "
-                f"(per-round min-max {write.low:.2f}-{write.high:.2f})"
-            )
-        sections.append(section)
-    return sections, derived
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -103,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=["ceiling", "middleware", "node", "auth", "scaleout", "sizes", "wrk"],
+        choices=list(scenarios.SCENARIOS),
         help="run only these server scenarios (repeatable); default all",
     )
     parser.add_argument("--rounds", type=int, help="override the profile's number of server rounds")
@@ -130,13 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = []
     if not args.servers_only:
         wanted += targets.IN_PROCESS
-        s, d = inprocess_sections(profile)
+        s, d = inprocess.run(profile, _progress)
         sections += s
         derived |= d
     if not args.inprocess_only:
-        from . import harness
-
-        s, d = harness.run(profile, scenarios=args.scenario, progress=_progress)
+        s, d = scenarios.run(profile, scenarios=args.scenario, progress=_progress)
         sections += s
         derived |= d
         wanted += targets.SERVER

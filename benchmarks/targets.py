@@ -1,7 +1,7 @@
-"""The claims the benchmarks check, from issues 2, 3 and 4, as ratio targets.
+"""The claims the benchmarks check, as ratio targets: what sealing, revocation and scale-out cost.
 
 Each key names a median ratio in the results: ``<section>.<row>`` is that row against its
-section's baseline; keys under ``derived.`` are computed from several rows (see ``__main__``).
+section's baseline; keys under ``derived.`` are computed from several rows (see ``inprocess`` and ``scenarios``).
 """
 
 from __future__ import annotations

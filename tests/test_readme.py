@@ -55,9 +55,9 @@ def test_python_snippets_run_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_fastapi_example_is_the_type_checked_file() -> None:
-    """The README's FastAPI block is tests/fastapi/readme_example.py verbatim, which mypy and a test exercise."""
+    """The README's FastAPI block is examples/quickstart.py verbatim, which mypy and a test exercise."""
     [block] = [code for code in blocks("python") if "SessionAuth(User, get_db)" in code]
-    module = (ROOT / "tests" / "fastapi" / "readme_example.py").read_text(encoding="utf-8")
+    module = (ROOT / "examples" / "quickstart.py").read_text(encoding="utf-8")
     assert block == module.split('"""', 2)[2].lstrip("\n")
 
 

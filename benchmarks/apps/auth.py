@@ -1,4 +1,4 @@
-"""Scenario 3 and 4: an authenticated FastAPI request, four ways.
+"""An authenticated FastAPI request, five ways: the session, then the user from the database.
 
 Configured by environment variables, read once by :func:`create_app` (uvicorn's ``--factory``):
 
@@ -7,9 +7,9 @@ Configured by environment variables, read once by :func:`create_app` (uvicorn's 
   ``by-id``: the same code path with the token condition removed (the cost of revocation);
   ``by-id-plain``: what an app without revocation would write, ``db.get(User, id)``;
   ``table``: a classic server-side session table: look up the session row, then the user;
-  ``redis``: starsessions in Redis for the session, then the user by id.
+  ``redis``: starsessions in Redis for the session, then the user by id, as ``by-id-plain``.
 - ``BENCH_DB_URL``: SQLAlchemy async URL; ``BENCH_SUFFIX``: suffix of the table names;
-  ``BENCH_REDIS_URL``: for ``redis``.
+  ``BENCH_REDIS_URL`` and ``BENCH_REDIS_PREFIX``: for ``redis``.
 
 Routes: ``/health``; ``/login?uid=N`` starts a session for user N; ``/me`` needs a user and
 returns its name.
@@ -21,25 +21,28 @@ returns its name.
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from starlette.middleware import Middleware
 
 from sealed_sessions import SessionMiddleware
 from sealed_sessions.fastapi import SessionAuth
 from sealed_sessions.sqlalchemy import SessionTokenMixin
 
-from ..inprocess import KEY
+from ..fixtures import KEY, SESSION_LIFETIME
+from .middleware import starsessions_redis
 
-__all__ = ["create_app", "make_models"]
+__all__ = ["create_app", "make_models", "setup", "teardown"]
 
 USERS = 1000
 TABLE_COOKIE = "sid"
-TABLE_LIFETIME = 14 * 86400
+UID = SessionAuth.user_id_key
+"""Where every session-keeping variant stores the user id: ours writes it there, so all do."""
 
 
 def make_models(suffix: str) -> tuple[type[DeclarativeBase], type[Any], type[Any]]:
@@ -97,109 +100,75 @@ async def teardown(url: str, suffix: str) -> None:
 def create_app() -> FastAPI:
     variant = os.environ["BENCH_AUTH"]
     _, User, SessionRow = make_models(os.environ["BENCH_SUFFIX"])
-    engine = make_engine(os.environ["BENCH_DB_URL"])
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    sessions = async_sessionmaker(make_engine(os.environ["BENCH_DB_URL"]), expire_on_commit=False)
 
     async def get_db() -> AsyncIterator[AsyncSession]:
         async with sessions() as db:
             yield db
 
     DB = Annotated[AsyncSession, Depends(get_db)]
-    app = FastAPI(openapi_url=None)
+
+    async def user_by_id(db: AsyncSession, uid: Any) -> Any:
+        user = None if uid is None else await db.get(User, uid)
+        if user is None:
+            raise HTTPException(401)
+        return user
+
+    async def session_user(request: Request, db: DB) -> Any:
+        return await user_by_id(db, request.session.get(UID))
+
+    async def table_user(request: Request, db: DB) -> Any:
+        sid = request.cookies.get(TABLE_COOKIE)
+        query = select(SessionRow.user_id).where(SessionRow.sid == sid, SessionRow.expires_at > int(time.time()))
+        uid = None if sid is None else (await db.execute(query)).scalar_one_or_none()
+        return await user_by_id(db, uid)
+
+    class ByIdAuth(SessionAuth[Any]):
+        def statement(self, uid: Any, token: str) -> Any:
+            return select(User).where(User.id == uid)
+
+    auth = (ByIdAuth if variant == "by-id" else SessionAuth)(User, get_db)
+
+    async def login_sealed(request: Request, db: DB, uid: int = 1) -> str:
+        auth.login(request, await db.get(User, uid))
+        return "ok"
+
+    async def login_table(response: Response, db: DB, uid: int = 1) -> str:
+        sid = secrets.token_urlsafe(32)
+        db.add(SessionRow(sid=sid, user_id=uid, expires_at=int(time.time()) + SESSION_LIFETIME))
+        await db.commit()
+        response.set_cookie(TABLE_COOKIE, sid, httponly=True)
+        return "ok"
+
+    async def login_redis(request: Request, uid: int = 1) -> str:
+        request.session[UID] = uid
+        return "ok"
+
+    sealed = [Middleware(SessionMiddleware, secret_key=KEY, https_only=False)]
+    # Per variant: the session middleware, the login endpoint, and the dependency that finds the user.
+    plans: dict[str, tuple[list[Middleware], Callable[..., Awaitable[str]], Callable[..., Awaitable[Any]]]] = {
+        "ours": (sealed, login_sealed, auth.current_user),
+        "by-id": (sealed, login_sealed, auth.current_user),
+        "by-id-plain": (sealed, login_sealed, session_user),
+        "table": ([], login_table, table_user),
+    }
+    if variant == "redis":
+        redis = starsessions_redis(os.environ["BENCH_REDIS_URL"], os.environ.get("BENCH_REDIS_PREFIX", "bench."))
+        plans["redis"] = (redis, login_redis, session_user)
+    if variant not in plans:
+        raise SystemExit(f"unknown BENCH_AUTH {variant!r}")
+    middleware, login, current_user = plans[variant]
+
+    app = FastAPI(openapi_url=None, middleware=middleware)
 
     @app.get("/health")
     async def health() -> str:
         return "ok"
 
-    if variant in ("ours", "by-id", "by-id-plain"):
-        app.add_middleware(SessionMiddleware, secret_key=KEY, https_only=False)
-        auth = SessionAuth(User, get_db)
-        if variant == "by-id":
+    app.get("/login")(login)
 
-            class ByIdAuth(SessionAuth[Any]):
-                def statement(self, uid: Any, token: str) -> Any:
-                    return select(User).where(User.id == uid)
+    @app.get("/me")
+    async def me(user: Annotated[Any, Depends(current_user)]) -> str:
+        return str(user.name)
 
-            auth = ByIdAuth(User, get_db)
-
-        @app.get("/login")
-        async def login_ours(request: Request, db: DB, uid: int = 1) -> str:
-            user = await db.get(User, uid)
-            auth.login(request, user)
-            return "ok"
-
-        if variant == "by-id-plain":
-
-            async def plain_user(request: Request, db: DB) -> Any:
-                uid = request.session.get(auth.user_id_key)
-                user = None if uid is None else await db.get(User, uid)
-                if user is None:
-                    raise HTTPException(401)
-                return user
-
-            @app.get("/me")
-            async def me_plain(user: Annotated[Any, Depends(plain_user)]) -> str:
-                return str(user.name)
-
-        else:
-
-            @app.get("/me")
-            async def me(user: Annotated[Any, Depends(auth.current_user)]) -> str:
-                return str(user.name)
-
-    elif variant == "table":
-
-        @app.get("/login")
-        async def login_table(response: Response, db: DB, uid: int = 1) -> str:
-            sid = secrets.token_urlsafe(32)
-            db.add(SessionRow(sid=sid, user_id=uid, expires_at=int(time.time()) + TABLE_LIFETIME))
-            await db.commit()
-            response.set_cookie(TABLE_COOKIE, sid, httponly=True)
-            return "ok"
-
-        async def table_user(request: Request, db: DB) -> Any:
-            sid = request.cookies.get(TABLE_COOKIE)
-            if sid is None:
-                raise HTTPException(401)
-            uid = (
-                await db.execute(
-                    select(SessionRow.user_id).where(SessionRow.sid == sid, SessionRow.expires_at > int(time.time()))
-                )
-            ).scalar_one_or_none()
-            user = None if uid is None else await db.get(User, uid)
-            if user is None:
-                raise HTTPException(401)
-            return user
-
-        @app.get("/me")
-        async def me_table(user: Annotated[Any, Depends(table_user)]) -> str:
-            return str(user.name)
-
-    elif variant == "redis":
-        from starsessions import SessionAutoloadMiddleware
-        from starsessions import SessionMiddleware as StarSessionMiddleware
-        from starsessions.stores.redis import RedisStore
-
-        store = RedisStore(os.environ["BENCH_REDIS_URL"], prefix=os.environ.get("BENCH_REDIS_PREFIX", "bench."))
-        app.add_middleware(SessionAutoloadMiddleware)
-        app.add_middleware(StarSessionMiddleware, store=store, cookie_https_only=False, lifetime=TABLE_LIFETIME)
-
-        @app.get("/login")
-        async def login_redis(request: Request, uid: int = 1) -> str:
-            request.session["uid"] = uid
-            return "ok"
-
-        async def redis_user(request: Request, db: DB) -> Any:
-            uid = request.session.get("uid")
-            user = None if uid is None else await db.get(User, uid)
-            if user is None:
-                raise HTTPException(401)
-            return user
-
-        @app.get("/me")
-        async def me_redis(user: Annotated[Any, Depends(redis_user)]) -> str:
-            return str(user.name)
-
-    else:
-        raise SystemExit(f"unknown BENCH_AUTH {variant!r}")
     return app

@@ -1,11 +1,12 @@
-"""Scenario 1 and 5: the same Starlette app behind each session middleware.
+"""One Starlette app behind each session middleware: served by uvicorn, and called in-process.
 
-Configured by environment variables, read once by :func:`create_app` (uvicorn's ``--factory``):
+:func:`build_app` gives the app for a variant; the in-process ASGI group calls it directly, and
+:func:`create_app` (uvicorn's ``--factory``) builds it from environment variables, read once:
 
 - ``BENCH_VARIANT``: ``none``, ``starlette``, ``ours``, ``ours-idle`` (ours with an idle timeout,
   so an old cookie is resealed: renewal due) or ``starsessions`` (server-side, in Redis).
 - ``BENCH_KEYS``: how many keys in our ring (default 1; the first one seals).
-- ``BENCH_REDIS_URL``: for ``starsessions``.
+- ``BENCH_REDIS_URL`` and ``BENCH_REDIS_PREFIX``: for ``starsessions``.
 
 Routes: ``/health``; ``/read`` reads one key; ``/write`` increments a counter on every request;
 ``/login?size=N`` stores a user id and about N bytes of padding, to get a cookie to replay.
@@ -24,12 +25,9 @@ from starlette.routing import Route
 
 from sealed_sessions import SessionMiddleware
 
-from ..inprocess import IDLE_TIMEOUT, KEY, STARLETTE_SECRET
+from ..fixtures import EXTRA_KEYS, IDLE_TIMEOUT, KEY, SESSION_DATA, SESSION_LIFETIME, STARLETTE_SECRET
 
-__all__ = ["EXTRA_KEYS", "create_app"]
-
-EXTRA_KEYS = [f"benchmark-only-extra-key-number-{i:02d}-abcdefghijklmnop" for i in range(1, 16)]
-"""Fifteen more text secrets (32+ characters, stretched) for the 16-key ring."""
+__all__ = ["build_app", "create_app", "starsessions_redis"]
 
 
 async def health(request: Request) -> PlainTextResponse:
@@ -39,7 +37,7 @@ async def health(request: Request) -> PlainTextResponse:
 async def read(request: Request) -> PlainTextResponse:
     if "session" in request.scope:
         return PlainTextResponse(str(request.session.get("user_id")))
-    return PlainTextResponse("123456")
+    return PlainTextResponse(str(SESSION_DATA["user_id"]))
 
 
 async def write(request: Request) -> PlainTextResponse:
@@ -50,34 +48,46 @@ async def write(request: Request) -> PlainTextResponse:
 
 async def login(request: Request) -> PlainTextResponse:
     size = int(request.query_params.get("size", "0"))
-    request.session["user_id"] = 123456
-    request.session["csrf"] = "q3Jd7Zk1vYx2Lw9Pm4Nc8Rt6"
+    request.session["user_id"] = SESSION_DATA["user_id"]
+    request.session["csrf"] = SESSION_DATA["csrf"]
     if size:
         request.session["pad"] = "x" * size
     return PlainTextResponse("ok")
 
 
+ROUTES = [Route("/health", health), Route("/read", read), Route("/write", write), Route("/login", login)]
+
+
+def starsessions_redis(url: str, prefix: str) -> list[Middleware]:
+    """starsessions keeping sessions in Redis under ``prefix``, loaded on every request."""
+    from starsessions import SessionAutoloadMiddleware
+    from starsessions import SessionMiddleware as StarSessionMiddleware
+    from starsessions.stores.redis import RedisStore
+
+    store = RedisStore(url, prefix=prefix)
+    return [
+        Middleware(StarSessionMiddleware, store=store, cookie_https_only=False, lifetime=SESSION_LIFETIME),
+        Middleware(SessionAutoloadMiddleware),
+    ]
+
+
+def build_app(variant: str, *, keys: int = 1) -> Starlette:
+    """The app behind the ``variant`` middleware (any but ``starsessions``), our ring of ``keys`` keys."""
+    ring = [KEY, *EXTRA_KEYS][:keys]
+    middleware = {
+        "none": [],
+        "starlette": [Middleware(StarletteSessionMiddleware, secret_key=STARLETTE_SECRET, https_only=False)],
+        "ours": [Middleware(SessionMiddleware, secret_key=ring, https_only=False)],
+        "ours-idle": [Middleware(SessionMiddleware, secret_key=ring, https_only=False, idle_timeout=IDLE_TIMEOUT)],
+    }
+    if variant not in middleware:
+        raise SystemExit(f"unknown BENCH_VARIANT {variant!r}")
+    return Starlette(routes=ROUTES, middleware=middleware[variant])
+
+
 def create_app() -> Starlette:
     variant = os.environ.get("BENCH_VARIANT", "none")
-    keys = [KEY, *EXTRA_KEYS][: int(os.environ.get("BENCH_KEYS", "1"))]
-    middleware: list[Middleware] = []
-    if variant == "starlette":
-        middleware = [Middleware(StarletteSessionMiddleware, secret_key=STARLETTE_SECRET, https_only=False)]
-    elif variant == "ours":
-        middleware = [Middleware(SessionMiddleware, secret_key=keys, https_only=False)]
-    elif variant == "ours-idle":
-        middleware = [Middleware(SessionMiddleware, secret_key=keys, https_only=False, idle_timeout=IDLE_TIMEOUT)]
-    elif variant == "starsessions":
-        from starsessions import SessionAutoloadMiddleware
-        from starsessions import SessionMiddleware as StarSessionMiddleware
-        from starsessions.stores.redis import RedisStore
-
-        store = RedisStore(os.environ["BENCH_REDIS_URL"], prefix=os.environ.get("BENCH_REDIS_PREFIX", "bench."))
-        middleware = [
-            Middleware(StarSessionMiddleware, store=store, cookie_https_only=False, lifetime=3600),
-            Middleware(SessionAutoloadMiddleware),
-        ]
-    elif variant != "none":
-        raise SystemExit(f"unknown BENCH_VARIANT {variant!r}")
-    routes = [Route("/health", health), Route("/read", read), Route("/write", write), Route("/login", login)]
-    return Starlette(routes=routes, middleware=middleware)
+    if variant == "starsessions":
+        middleware = starsessions_redis(os.environ["BENCH_REDIS_URL"], os.environ.get("BENCH_REDIS_PREFIX", "bench."))
+        return Starlette(routes=ROUTES, middleware=middleware)
+    return build_app(variant, keys=int(os.environ.get("BENCH_KEYS", "1")))

@@ -1,4 +1,4 @@
-// Scenario 2: express with and without Mozilla's client-sessions, the library sealed-sessions
+// express with and without Mozilla's client-sessions, the library sealed-sessions
 // descends from. The harness copies this file into a temporary folder, runs `npm install` there
 // (never into the repository) and starts `node node_app.js PORT VARIANT` with VARIANT "none" or
 // "client-sessions". Routes: /health, /login (stores a user id), /read (reads one key).

@@ -1,13 +1,18 @@
-"""The in-process runner's logic with fake competitors: rotation, calibration, per-op results."""
+"""The runners' logic with fake competitors (rotation, calibration, per-op results), and what they promise."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
 
-from benchmarks import harness, targets
-from benchmarks.inprocess import Case, Group, GroupResult, _calibrate, asgi_overhead_ratios, run_groups
+import benchmarks
+from benchmarks import stores, targets
+from benchmarks.inprocess.asgi import overhead_ratios
+from benchmarks.inprocess.runner import Case, Group, GroupResult, calibrate, run_groups
+
+ROOT = Path(benchmarks.__file__).parent
 
 
 class FakeCase:
@@ -42,14 +47,18 @@ def test_runner_reports_seconds_per_op_and_ratios() -> None:
     """Results are per operation, whatever the batch size, and ratios are to the baseline."""
     (result,) = run_groups([_group([])], rounds=2, batch_seconds=0.001)
     assert result.samples["b"] == pytest.approx([2e-6, 2e-6])
-    summary = result.summary()
-    assert summary["c"]["ratio_to_baseline"]["median"] == pytest.approx(4.0)
-    assert summary["a"]["detail"] == "a detail"
+    section = result.section()
+    assert section.key == "inprocess.g"
+    rows = {row.name: row for row in section.rows}
+    assert rows["b"].value.median == pytest.approx(2.0)  # microseconds
+    assert rows["c"].ratio is not None
+    assert rows["c"].ratio.median == pytest.approx(4.0)
+    assert rows["a"].detail == "a detail"
 
 
 def test_calibration_sizes_batches_to_the_target_time() -> None:
     """A case of 1 us per op gets about batch_seconds / 1 us loops per batch."""
-    loops = _calibrate(Case("x", "", FakeCase("x", 1e-6, [])), 0.01)
+    loops = calibrate(Case("x", "", FakeCase("x", 1e-6, [])), 0.01)
     assert 9_000 <= loops <= 11_000
 
 
@@ -57,7 +66,7 @@ def test_overhead_share() -> None:
     """The share is (ours - bare) / (theirs - bare) per round; rounds where theirs adds nothing are dropped."""
     result = GroupResult("asgi", "t", "bare", {})
     result.samples = {"bare": [10.0, 10.0, 10.0], "ours": [15.0, 14.0, 12.0], "theirs": [20.0, 18.0, 10.0]}
-    assert asgi_overhead_ratios(result, "ours", "theirs", "bare") == [0.5, 0.5]
+    assert overhead_ratios(result, "ours", "theirs", "bare") == [0.5, 0.5]
 
 
 @pytest.mark.parametrize(
@@ -72,12 +81,14 @@ def test_overhead_share() -> None:
 )
 def test_only_loopback_services(url: str, loopback: bool) -> None:
     """The harness talks only to services on loopback addresses."""
-    assert harness._is_loopback(url) is loopback
+    assert stores.is_loopback(url) is loopback
 
 
 def test_every_target_names_a_ratio_the_run_produces() -> None:
     """Each target's key is a row the scenarios produce or a derived ratio they compute."""
-    source = Path(harness.__file__).read_text() + Path(harness.__file__).with_name("__main__.py").read_text()
+    source = "".join(
+        path.read_text() for package in ("inprocess", "scenarios") for path in (ROOT / package).glob("*.py")
+    )
     rows = {
         "inprocess.seal.ours",
         "inprocess.open.ours",
@@ -99,8 +110,20 @@ def test_profile_names_the_case_and_its_functions() -> None:
     from benchmarks.profiling import profile_case
 
     text = profile_case("seal/ours", loops=200, top=40)
-    assert text.startswith("seal/ours: sealed_sessions: payload.encode")
+    assert text.startswith("seal/ours: sealed_sessions: Sealer.seal_json")
     assert "_envelope.py" in text
     assert "_middleware.py" in profile_case("ours read", loops=200, top=40)
     with pytest.raises(SystemExit, match="no in-process case"):
         profile_case("ours", loops=10)  # ambiguous: seal/ours or open/ours
+
+
+def test_benchmarks_use_only_the_public_api() -> None:
+    """No benchmark module imports a private module of sealed_sessions: they measure what users call."""
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                parts = name.split(".")
+                assert parts[0] != "sealed_sessions" or not any(p.startswith("_") for p in parts), (path, name)

@@ -1,4 +1,4 @@
-"""The README's FastAPI example runs as written: login, two devices, revoke the other one."""
+"""The quick start (examples/quickstart.py, the README's FastAPI example) runs: two devices, revoke the other."""
 
 import importlib
 import sys
@@ -17,7 +17,7 @@ async def example(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ModuleType]:
     """A fresh import of the example with a test key and an in-memory database."""
     monkeypatch.setenv("SESSION_KEY", KEY_A)
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    name = __name__.rsplit(".", 1)[0] + ".readme_example"
+    name = "examples.quickstart"
     sys.modules.pop(name, None)
     module = importlib.import_module(name)
     yield module

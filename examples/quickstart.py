@@ -1,4 +1,12 @@
-"""The README's FastAPI example, verbatim: test_readme_example.py runs it on in-memory SQLite."""
+"""Quick start: the smallest complete FastAPI app with sealed sessions and instant revocation.
+
+This is the README's FastAPI example, verbatim from the imports down (tests/test_readme.py keeps
+the two identical), and tests/fastapi/test_readme_example.py runs it: two devices log in, then
+"log out everywhere else" leaves the first one logged in and the second one out.
+
+Serve it with ``SESSION_KEY=$(python -m sealed_sessions keygen) uvicorn examples.quickstart:app``.
+``DATABASE_URL`` names the database (default: SQLite in memory, which starts with no users).
+"""
 
 import os
 from collections.abc import AsyncIterator
