@@ -27,6 +27,8 @@ class SessionCookie(SecurityBase):
     """
 
     model: APIKey
+    scheme_name: str
+    scope_key: str
 
     def __init__(
         self,

@@ -4,13 +4,18 @@
 
     SealedSessionsError
     ├── ConfigurationError   (also a ValueError)  bad key, contradictory cookie settings
+    │   └── UnsupportedModel (also a TypeError)   a user model the revocation check cannot use
     ├── SessionDataError     (also a TypeError)   a value that cannot be stored as JSON
     ├── SessionTooLarge                           the sealed cookie would not fit in a browser
-    └── InvalidCookie                             a cookie that does not open; carries .reason
+    ├── InvalidCookie                             a cookie that does not open; carries .reason
+    ├── UnusableUser         (also a ValueError)  a user object not flushed, or its token not loaded
+    └── DatabaseUnavailable                       the revocation check got no answer; carries .error
 
 The middleware never lets :class:`InvalidCookie` escape: a bad cookie becomes an empty session
-and a log record. The other three are programming or deployment errors and are meant to be loud.
-None of them ever carries a key or a cookie's contents in its message.
+and a log record. :mod:`sealed_sessions.fastapi` never lets :class:`DatabaseUnavailable` escape:
+it becomes a 503 (or a WebSocket close with 1013). The others are programming or deployment
+errors and are meant to be loud. None of them ever carries a key, a cookie's contents, SQL, query
+parameters, a revocation token or a database URL in its message.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ import enum
 
 __all__ = [
     "ConfigurationError",
+    "DatabaseUnavailable",
     "InvalidCookie",
     "Reason",
     "SealedSessionsError",
     "SessionDataError",
     "SessionTooLarge",
+    "UnsupportedModel",
+    "UnusableUser",
 ]
 
 
@@ -85,3 +93,37 @@ class InvalidCookie(SealedSessionsError):
     def __init__(self, reason: Reason) -> None:
         self.reason = reason
         super().__init__(f"session cookie rejected: {reason.value}")
+
+
+class UnsupportedModel(ConfigurationError, TypeError):
+    """The user model cannot carry the revocation check: not a mapped SQLAlchemy class, without
+    :class:`~sealed_sessions.sqlalchemy.SessionTokenMixin`, or without exactly one primary-key
+    column. A ``TypeError`` too, as :func:`~sealed_sessions.sqlalchemy.primary_key_of` always
+    raised."""
+
+
+class UnusableUser(SealedSessionsError, ValueError):
+    """A user object passed to login or revocation cannot be used as it is: not flushed yet (no
+    primary key), its ``session_token`` not loaded (expired by a commit), or, for
+    ``revoke(keep=request)``, not the user that request's session belongs to."""
+
+
+class DatabaseUnavailable(SealedSessionsError):
+    """The revocation check got no answer from the database, so the session is neither accepted
+    nor refused.
+
+    ``error`` names the exception classes only (such as ``"OperationalError from
+    ConnectionRefusedError"``): the database's own messages carry the statement and its
+    parameters, the token among them. ``connectivity`` is true for connection trouble (refused,
+    dropped, pool or query timeout), which heals by itself, and false for anything else (a
+    missing table or column), which does not.
+    """
+
+    def __init__(self, error: str, *, connectivity: bool) -> None:
+        self.error = error
+        self.connectivity = connectivity
+        if connectivity:
+            what = "database unavailable"
+        else:
+            what = "database error, not a connectivity problem: check the schema"
+        super().__init__(f"session check failed: {what} ({error})")

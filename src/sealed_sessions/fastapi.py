@@ -13,62 +13,132 @@ session. Every authenticated request then runs exactly one statement,
 ``SELECT ... FROM users WHERE users.id = :uid AND users.session_token = :tok [AND users.is_active]``,
 on the request's own ``AsyncSession`` (the one ``get_db`` yields, shared with the endpoint).
 Rotating the token (:meth:`SessionAuth.revoke`) ends every session of that user at its next request.
+The check is a :class:`RevocationCheck` (which knows SQLAlchemy, not HTTP, and states what the
+query guarantees); this module declares the dependencies and turns its answers into HTTP.
 
 Guaranteed:
 
 * No user in the session: 401 (or ``None``) without touching the database.
-* No matching row (revoked, deleted, inactive, token ``NULL`` or empty in the database): 401 and
-  the session is emptied, so the middleware sends a deletion cookie.
+* No matching row (revoked, deleted, inactive, token ``NULL`` or empty in the database), or a
+  malformed user id or token: 401 (or ``None``) and the session is emptied, so the middleware
+  sends a deletion cookie. A WebSocket handshake is closed with 1008 instead.
 * The database fails (refused, unreachable, pool exhausted, timeout, any SQLAlchemy error or
-  ``OSError``): 503 with ``Retry-After``, a generic body, one log record on the
-  ``sealed_sessions`` logger naming only the exception classes (a warning for connection
-  trouble, an error for anything else, such as a missing column), and the cookie untouched.
-  The check never fails open.
-* The token is compared by the database, never in Python. A database ``=`` on strings is not
-  constant-time, but the row is selected by primary key first and the token is 256 random bits:
-  timing cannot be turned into a guess of the token.
+  ``OSError``): 503 with ``Retry-After``, a generic body, the cookie untouched and one log
+  record naming only the exception classes. A WebSocket handshake is closed with 1013 (try
+  again later). The check never fails open.
 
 Not guaranteed: a cookie issued before a logout that did not revoke stays valid until it expires
 (call :meth:`SessionAuth.revoke` at logout to end it); a session sees a revocation at its next
 request, not in the middle of one already past its check.
 """
 
-# No ``from __future__ import annotations`` here: FastAPI reads the dependency signatures built in
-# ``_dependencies`` at runtime, and they name objects local to a ``SessionAuth`` instance.
+from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
-from typing import Annotated, Any, Generic, TypeGuard, TypeVar
+from inspect import Parameter, Signature
+from typing import Annotated, Any, ClassVar, Generic, TypeAlias, TypeVar
 
-from fastapi import Depends, WebSocket, WebSocketException
-from sqlalchemy import BigInteger, Connection, Select, inspect, literal, select
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from fastapi import Depends, HTTPException, WebSocket, WebSocketException
+from sqlalchemy import Select, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 from starlette.status import HTTP_401_UNAUTHORIZED, HTTP_503_SERVICE_UNAVAILABLE, WS_1008_POLICY_VIOLATION
 
 from ._auth_scheme import SessionCookie
-from ._errors import ConfigurationError
-from .sqlalchemy import SESSION_TOKEN_MAX_LENGTH, SessionTokenMixin, primary_key_of, rotate_session_token
+from ._errors import ConfigurationError, DatabaseUnavailable, UnsupportedModel, UnusableUser
+from ._lifetime import check_seconds
+from ._revocation import TOKEN_KEY, USER_ID_KEY, RevocationCheck, UserId
+from .sqlalchemy import SessionTokenMixin, _identity, rotate_session_token
 
-__all__ = ["SessionAuth", "SessionCookie"]
-
-logger = logging.getLogger("sealed_sessions")
+__all__ = [
+    "CurrentUserDependency",
+    "DatabaseUnavailable",
+    "GetDB",
+    "OptionalUserDependency",
+    "RevocationCheck",
+    "SessionAuth",
+    "SessionCookie",
+    "UnsupportedModel",
+    "UnusableUser",
+    "WebSocketUserDependency",
+]
 
 UserT = TypeVar("UserT", bound=SessionTokenMixin)
 
 WS_1013_TRY_AGAIN_LATER = 1013
 """WebSocket close code for a temporary server condition (RFC 6455 registry): the database outage."""
 
-GetDB = Callable[..., AsyncIterator[AsyncSession] | Awaitable[AsyncSession] | AsyncSession]
+GetDB: TypeAlias = Callable[..., AsyncIterator[AsyncSession] | Awaitable[AsyncSession] | AsyncSession]
 """The application's own dependency giving the request's ``AsyncSession``."""
 
+_SessionMapping: TypeAlias = MutableMapping[str, Any]
+_POSITIONAL = Parameter.POSITIONAL_OR_KEYWORD
 
-class _Unavailable(Exception):
-    """The database could not answer the check."""
+
+class _UserDependency(Generic[UserT]):
+    """What the dependencies share: a FastAPI signature naming their ``SessionAuth``'s scheme and
+    ``get_db``, and the one call to the check, which turns a database failure into "try again later"."""
+
+    _leading: ClassVar[tuple[Parameter, ...]] = ()
+    auth: SessionAuth[UserT]
+    __signature__: Signature
+
+    def __init__(self, auth: SessionAuth[UserT]) -> None:
+        self.auth = auth
+        # FastAPI reads a dependency's parameters with inspect.signature, which returns
+        # __signature__ when an object has one: this instance depends on this auth's scheme and get_db.
+        session = Parameter("session", _POSITIONAL, annotation=Annotated[_SessionMapping, Depends(auth.scheme)])
+        db = Parameter("db", _POSITIONAL, annotation=Annotated[AsyncSession, Depends(auth.get_db)])
+        self.__signature__ = Signature([*self._leading, session, db])
+
+    async def _user(self, session: _SessionMapping, db: AsyncSession, *, clear: bool) -> UserT | None:
+        """The session's user or ``None``; a dead session is emptied when ``clear`` is true."""
+        check = self.auth.check
+        try:
+            user = await check(db, session, statement=self.auth.statement)
+        except DatabaseUnavailable:
+            raise self._unavailable() from None
+        if user is None and clear and session.get(check.user_id_key) is not None:
+            session.clear()  # the middleware answers with a deletion cookie
+        return user
+
+    def _unavailable(self) -> HTTPException | WebSocketException:
+        return self.auth.scheme.make_unavailable_error(self.auth.retry_after)
+
+
+class CurrentUserDependency(_UserDependency[UserT]):
+    """``Depends(auth.current_user)``: the logged-in user; 401 if there is none, 503 if the database cannot say."""
+
+    async def __call__(self, session: _SessionMapping, db: AsyncSession) -> UserT:
+        user = await self._user(session, db, clear=True)
+        if user is None:
+            raise self.auth.scheme.make_not_authenticated_error()
+        return user
+
+
+class OptionalUserDependency(_UserDependency[UserT]):
+    """``Depends(auth.optional_user)``: the logged-in user or ``None``; 503 if the database cannot say."""
+
+    async def __call__(self, session: _SessionMapping, db: AsyncSession) -> UserT | None:
+        return await self._user(session, db, clear=True)
+
+
+class WebSocketUserDependency(_UserDependency[UserT]):
+    """``Depends(auth.websocket_user)``: the handshake's user; a close with 1008 if there is none, 1013
+    if the database cannot say. The session is left as it is: a handshake cannot set cookies."""
+
+    _leading = (Parameter("websocket", _POSITIONAL, annotation=WebSocket),)
+
+    async def __call__(self, websocket: WebSocket, session: _SessionMapping, db: AsyncSession) -> UserT:
+        user = await self._user(session, db, clear=False)
+        if user is None:
+            raise WebSocketException(WS_1008_POLICY_VIOLATION, "Not authenticated")
+        return user
+
+    def _unavailable(self) -> WebSocketException:
+        return WebSocketException(WS_1013_TRY_AGAIN_LATER, "Service temporarily unavailable")
 
 
 class SessionAuth(Generic[UserT]):
@@ -77,35 +147,50 @@ class SessionAuth(Generic[UserT]):
     ``user_model`` is a mapped class using :class:`~sealed_sessions.sqlalchemy.SessionTokenMixin`
     with one primary-key column (``int``, ``uuid.UUID`` or ``str``); ``get_db`` is the
     application's dependency giving the request's ``AsyncSession``. FastAPI caches it per request,
-    so the check and the endpoint share one ``AsyncSession`` (and the user object it loaded). Where
-    the check ran in autocommit mode (asyncpg, see below), its connection goes back to the pool
-    right after the ``SELECT`` and the endpoint's first statement checks one out again.
+    so the check and the endpoint share one ``AsyncSession`` (and the user object it loaded).
 
-    Options: ``session_cookie`` and ``scope_key`` must match the ``SessionMiddleware`` (they only
-    label the OpenAPI scheme and find the session); ``retry_after`` is the 503's ``Retry-After``;
-    ``active_attribute`` names a boolean column (or hybrid property) that must be true: the
-    default ``"is_active"`` is used if the model maps it, and a plain Python ``@property`` of
-    that name is refused at startup, since SQL cannot evaluate it; any other name must exist;
-    ``None`` never checks one; a ``NULL`` there refuses, like false.
+    Options, all keyword-only:
 
-    When the request's ``AsyncSession`` has not begun a transaction, the check is a unit of work
-    of its own, committed (without expiring the user) before the endpoint runs, on every driver:
-    the endpoint may then ``async with db.begin()``. ``autocommit_check`` runs that unit in
-    autocommit mode: ``None`` (the default) does so on asyncpg only, where it saves the ``BEGIN``
-    and ``ROLLBACK`` round trips (see the README). When ``get_db`` has begun a transaction (or
-    the session is bound to an outside connection), the check is one more statement in it.
-    ``clock`` gives the login time.
+    - ``session_cookie``, ``scope_key``: must match the ``SessionMiddleware``; they only label
+      the OpenAPI scheme and find the session.
+    - ``scheme_name``, ``description``: the OpenAPI security scheme's name (by default
+      ``SessionCookie``) and description.
+    - ``retry_after``: the 503's ``Retry-After``, in whole seconds (default 5).
+    - ``active_attribute``: a boolean column (or hybrid property) that must be true; a ``NULL``
+      there refuses, like false. The default ``"is_active"`` is used if the model maps it, and a
+      plain Python ``@property`` of that name is refused at startup, since SQL cannot evaluate
+      it; any other name must exist; ``None`` never checks one.
+    - ``autocommit_check``: when the request's ``AsyncSession`` has begun nothing, the check is
+      a unit of work of its own, committed before the endpoint runs (see
+      :meth:`RevocationCheck.load`). ``True`` runs it in autocommit mode, ``False`` in a
+      transaction; ``None`` (the default) autocommits on asyncpg only, where that saves the
+      ``BEGIN`` and ``COMMIT`` round trips (see the README).
+    - ``clock``: gives the login time (default :func:`time.time`).
 
-    Dependencies (attributes, for ``Depends``): :attr:`current_user`, :attr:`optional_user`,
-    :attr:`websocket_user`.
+    Dependencies, for ``Depends(...)``: :attr:`current_user`, :attr:`optional_user`,
+    :attr:`websocket_user`. The check they run is :attr:`check`.
     """
 
-    user_id_key = "_auth_uid"
+    user_id_key: str = USER_ID_KEY
     """Session key of the user's primary key (an int or a string)."""
-    token_key = "_auth_token"  # noqa: S105 -- the name of a session key, not a secret
+    token_key: str = TOKEN_KEY
     """Session key of the revocation token copied at login."""
-    login_time_key = "_auth_at"
+    login_time_key: str = "_auth_at"
     """Session key of the login time, in seconds since the epoch."""
+
+    user_model: type[UserT]
+    get_db: GetDB
+    retry_after: int
+    clock: Callable[[], float]
+    scheme: SessionCookie
+    """The OpenAPI security scheme, and how the dependencies find the session."""
+    check: RevocationCheck[UserT]
+    """The one-query check the dependencies run."""
+    openapi_responses: dict[int | str, dict[str, Any]]
+    """For ``APIRouter(responses=auth.openapi_responses)``: documents the 401 and 503 in OpenAPI."""
+    current_user: CurrentUserDependency[UserT]
+    optional_user: OptionalUserDependency[UserT]
+    websocket_user: WebSocketUserDependency[UserT]
 
     def __init__(
         self,
@@ -121,180 +206,51 @@ class SessionAuth(Generic[UserT]):
         description: str | None = "The sealed session cookie, set at login.",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not (isinstance(user_model, type) and issubclass(user_model, SessionTokenMixin)):
-            raise ConfigurationError(f"{user_model!r} must be a mapped class using SessionTokenMixin")
-        try:
-            self._pk_name, pk_column = primary_key_of(user_model)
-        except TypeError as exc:
-            raise ConfigurationError(str(exc)) from None
-        if isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0:
+        self.check = RevocationCheck(
+            user_model,
+            active_attribute=active_attribute,
+            autocommit=autocommit_check,
+            user_id_key=self.user_id_key,
+            token_key=self.token_key,
+        )
+        check_seconds("retry_after", retry_after, allow_none=False, positive=False)
+        if retry_after < 0:
             raise ConfigurationError(f"retry_after must be a whole number of seconds >= 0, got {retry_after!r}")
         self.user_model = user_model
         self.get_db = get_db
         self.retry_after = retry_after
-        self.autocommit_check = autocommit_check
         self.clock = clock
         self.scheme = SessionCookie(
             name=session_cookie, scheme_name=scheme_name, description=description, scope_key=scope_key
         )
-        self._pk_type = _python_type(pk_column)
-        self._mapper = inspect(user_model)
-        self._active = _active_condition(user_model, active_attribute)
-        self.openapi_responses: dict[int | str, dict[str, Any]] = {
+        self.openapi_responses = {
             HTTP_401_UNAUTHORIZED: {"description": "Not authenticated, or the session was revoked"},
             HTTP_503_SERVICE_UNAVAILABLE: {"description": "The session could not be checked; retry later"},
         }
-        """For ``APIRouter(responses=auth.openapi_responses)``: documents the 401 and 503 in OpenAPI."""
-        self.current_user, self.optional_user, self.websocket_user = self._dependencies()
+        self.current_user = CurrentUserDependency(self)
+        self.optional_user = OptionalUserDependency(self)
+        self.websocket_user = WebSocketUserDependency(self)
 
-    # -- the dependencies -----------------------------------------------------------------------
+    @property
+    def autocommit_check(self) -> bool | None:
+        """The ``autocommit_check`` option, as the :attr:`check` holds it."""
+        return self.check.autocommit
 
-    def _dependencies(
-        self,
-    ) -> tuple[
-        Callable[..., Awaitable[UserT]],
-        Callable[..., Awaitable[UserT | None]],
-        Callable[..., Awaitable[UserT]],
-    ]:
-        get_db, scheme = self.get_db, self.scheme
-
-        async def current_user(
-            session: Annotated[MutableMapping[str, Any], Depends(scheme)],
-            db: Annotated[AsyncSession, Depends(get_db)],
-        ) -> UserT:
-            """The logged-in user; 401 if there is none, 503 if the database cannot say."""
-            try:
-                user = await self._check(session, db, clear=True)
-            except _Unavailable:
-                raise scheme.make_unavailable_error(self.retry_after) from None
-            if user is None:
-                raise scheme.make_not_authenticated_error()
-            return user
-
-        async def optional_user(
-            session: Annotated[MutableMapping[str, Any], Depends(scheme)],
-            db: Annotated[AsyncSession, Depends(get_db)],
-        ) -> UserT | None:
-            """The logged-in user or ``None``; 503 if the database cannot say."""
-            try:
-                return await self._check(session, db, clear=True)
-            except _Unavailable:
-                raise scheme.make_unavailable_error(self.retry_after) from None
-
-        async def websocket_user(
-            websocket: WebSocket,
-            session: Annotated[MutableMapping[str, Any], Depends(scheme)],
-            db: Annotated[AsyncSession, Depends(get_db)],
-        ) -> UserT:
-            """The user behind a WebSocket handshake; closes with 1008 if none, 1013 on an outage."""
-            try:
-                user = await self._check(session, db, clear=False)  # a handshake cannot set cookies
-            except _Unavailable:
-                raise WebSocketException(WS_1013_TRY_AGAIN_LATER, "Service temporarily unavailable") from None
-            if user is None:
-                raise WebSocketException(WS_1008_POLICY_VIOLATION, "Not authenticated")
-            return user
-
-        return current_user, optional_user, websocket_user
-
-    # -- the check ------------------------------------------------------------------------------
-
-    async def _check(self, session: MutableMapping[str, Any], db: AsyncSession, *, clear: bool) -> UserT | None:
-        """The user the session names if its token still matches, else ``None``.
-
-        A session naming a user with a malformed id or token, or whose row no longer matches, is
-        emptied when ``clear`` is true. Raises ``_Unavailable`` (and logs) if the database fails.
-        """
-        raw_uid = session.get(self.user_id_key)
-        if raw_uid is None:
-            return None
-        uid = self._parse_uid(raw_uid)
-        token = session.get(self.token_key)
-        if uid is None or not _plausible_token(token):
-            self._dead(session, clear, "malformed")
-            return None
-        try:
-            user = await self._load(db, self.statement(uid, token))
-        except (SQLAlchemyError, OSError) as exc:  # TimeoutError and ConnectionError are OSErrors
-            _log_unavailable(exc)
-            raise _Unavailable from None
-        if user is None:
-            self._dead(session, clear, "revoked")
-            return None
-        return user
-
-    def statement(self, uid: Any, token: str) -> Select[Any]:
-        """The one ``SELECT``: by primary key, token (and active flag) in the same ``WHERE``."""
-        model = self.user_model
-        key = getattr(model, self._pk_name)
-        # An int id is sent as a 64-bit parameter: a forged id outside a 32-bit column's range then
-        # matches no row, where asyncpg would refuse to encode it and the check would answer 503.
-        conditions = [
-            key == (literal(uid, BigInteger()) if self._pk_type is int else uid),
-            model.session_token == token,
-        ]
-        if self._active is not None:
-            conditions.append(self._active)
-        return select(model).where(*conditions)
-
-    async def _load(self, db: AsyncSession, statement: Select[Any]) -> UserT | None:
-        bind = db.sync_session.get_bind(mapper=self._mapper)
-        if db.in_transaction() or db.new or db.dirty or db.deleted or isinstance(bind, Connection):
-            # Inside the app's transaction (begun by get_db, or a session joined to an outside
-            # connection's transaction): the check is one more statement in it.
-            found: UserT | None = (await db.execute(statement)).scalar_one_or_none()
-            return found
-        # Nothing begun: the check is a unit of work of its own, ended before the endpoint runs, so
-        # the endpoint starts from the same state on every driver (it may `async with db.begin()`).
-        # On asyncpg it runs in autocommit mode, which saves the BEGIN and ROLLBACK round trips.
-        if self.autocommit_check if self.autocommit_check is not None else bind.dialect.driver == "asyncpg":
-            await db.connection(
-                bind_arguments={"mapper": self._mapper}, execution_options={"isolation_level": "AUTOCOMMIT"}
-            )
-        user: UserT | None = (await db.execute(statement)).scalar_one_or_none()
-        # Commit without expiring, so the loaded user stays usable. (A rollback would expire it.)
-        sync_session = db.sync_session
-        expire_on_commit = sync_session.expire_on_commit
-        sync_session.expire_on_commit = False
-        try:
-            await db.commit()
-        finally:
-            sync_session.expire_on_commit = expire_on_commit
-        return user
-
-    def _parse_uid(self, raw: object) -> Any:
-        """The session's user id as the primary key's Python type, or ``None`` if it cannot be one."""
-        if self._pk_type is int:
-            ok = isinstance(raw, int) and not isinstance(raw, bool) and _INT64_MIN <= raw <= _INT64_MAX
-            return raw if ok else None
-        if not isinstance(raw, str) or not 0 < len(raw) <= 255:
-            return None
-        if self._pk_type is uuid.UUID:
-            try:
-                return uuid.UUID(raw)
-            except ValueError:
-                return None
-        return raw
-
-    def _dead(self, session: MutableMapping[str, Any], clear: bool, reason: str) -> None:
-        logger.info("session refused: %s", reason, extra={"reason": f"session_{reason}"})
-        if clear:
-            session.clear()  # the middleware answers with a deletion cookie
+    def statement(self, uid: UserId, token: str) -> Select[Any]:
+        """The check's one ``SELECT`` (see :meth:`RevocationCheck.statement`); a subclass may override it."""
+        return self.check.statement(uid, token)
 
     # -- login, logout, revoke ------------------------------------------------------------------
 
     def session_data(self, user: UserT) -> dict[str, Any]:
         """What :meth:`login` stores for ``user``: for tests that seal a logged-in cookie directly."""
-        state = inspect(user)
-        token = state.dict.get("session_token")
+        token = inspect(user).dict.get("session_token")
         if not isinstance(token, str) or not token:
-            raise ValueError(
+            raise UnusableUser(
                 f"this {type(user).__name__}'s session_token is not loaded (expired by a commit?): "
                 "use async_sessionmaker(..., expire_on_commit=False) or `await db.refresh(user)` first"
             )
-        if state.identity is None:
-            raise ValueError(f"this {type(user).__name__} has no primary key yet: flush or commit it before login")
-        pk = state.identity[0]
+        pk = _identity(user)
         return {
             self.user_id_key: str(pk) if isinstance(pk, uuid.UUID) else pk,
             self.token_key: token,
@@ -308,7 +264,7 @@ class SessionAuth(Generic[UserT]):
         (session fixation cannot carry over). ``user`` must be flushed and its token loaded.
         """
         data = self.session_data(user)
-        session = self._session(request)
+        session = self.scheme.session_of(request)
         reset = getattr(session, "reset", None)
         if reset is not None:
             reset(keep=keep)
@@ -324,7 +280,7 @@ class SessionAuth(Generic[UserT]):
         This does not revoke: a copy of the cookie taken before logout stays valid until it
         expires. To end it too, ``await auth.revoke(db, user)`` before logging out.
         """
-        self._session(request).clear()
+        self.scheme.session_of(request).clear()
 
     async def revoke(
         self, db: AsyncSession, user: UserT, *, keep: HTTPConnection | None = None, commit: bool = True
@@ -340,80 +296,12 @@ class SessionAuth(Generic[UserT]):
         """
         session = None
         if keep is not None:
-            session = self._session(keep)
+            session = self.scheme.session_of(keep)
             pk = inspect(user).identity
-            if pk is None or self._parse_uid(session.get(self.user_id_key)) != pk[0]:
-                raise ValueError("keep= must be a request whose session belongs to the user being revoked")
+            if pk is None or self.check.parse_uid(session.get(self.user_id_key)) != pk[0]:
+                raise UnusableUser("keep= must be a request whose session belongs to the user being revoked")
         token = await rotate_session_token(db, user)
         if commit:
             await db.commit()
         if session is not None:
             session[self.token_key] = token
-
-    def _session(self, conn: HTTPConnection) -> MutableMapping[str, Any]:
-        return self.scheme.session_of(conn)
-
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_CONNECTIVITY_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, OSError)
-
-
-def _log_unavailable(exc: BaseException) -> None:
-    """Log a failed check by exception class only: SQLAlchemy's messages carry the parameters,
-    the token among them. Connection trouble is a warning; anything else (a missing table or
-    column, a transaction in a bad state) is an error that will not heal by itself."""
-    dbapi = getattr(exc, "orig", None)
-    names = type(exc).__name__
-    if dbapi is not None and type(dbapi).__name__ != names:
-        names += f" from {type(dbapi).__name__}"
-    connectivity = isinstance(exc, _CONNECTIVITY_ERRORS)
-    logger.log(
-        logging.WARNING if connectivity else logging.ERROR,
-        "session check failed: %s (%s)",
-        "database unavailable" if connectivity else "database error, not a connectivity problem: check the schema",
-        names,
-        extra={"reason": "database_unavailable" if connectivity else "database_error", "error": names},
-    )
-
-
-def _active_condition(model: type[Any], name: str | None) -> Any:
-    """The SQL condition "this user may log in", or ``None`` for none.
-
-    A Python ``@property`` cannot run inside the one query: refusing it at startup beats silently
-    letting disabled users in.
-    """
-    if name is None:
-        return None
-    if name in inspect(model).all_orm_descriptors:  # a mapped column or a hybrid property
-        return getattr(model, name)
-    if hasattr(model, name):
-        raise ConfigurationError(
-            f"{model.__name__}.{name} is not a mapped column, so the one-query check cannot use it: map it "
-            "(a Boolean column or a hybrid_property), name another with active_attribute=..., or pass "
-            "active_attribute=None to let inactive users in"
-        )
-    if name != "is_active":
-        raise ConfigurationError(f"{model.__name__} has no attribute {name!r} (active_attribute)")
-    return None
-
-
-def _plausible_token(token: object) -> TypeGuard[str]:
-    """A token worth a query: a non-empty printable ASCII string no longer than the column.
-
-    Anything else can only come from a session forged with the key; refusing it here keeps such
-    values (a NUL byte, which PostgreSQL rejects as an error) from turning into a 503 loop.
-    """
-    return (
-        isinstance(token, str)
-        and 0 < len(token) <= SESSION_TOKEN_MAX_LENGTH
-        and token.isascii()
-        and token.isprintable()
-    )
-
-
-def _python_type(column: Any) -> type[Any] | None:
-    try:
-        python_type: type[Any] = column.type.python_type
-    except NotImplementedError:
-        return None
-    return python_type

@@ -13,6 +13,9 @@ token after a restore if that matters. Rotation is a single ``UPDATE ... WHERE p
 
 Not guaranteed: anything about a session token that the application writes itself; an empty or
 ``NULL`` token is always refused by the check, so writing one locks that user out (fail closed).
+
+Errors: a model the check cannot use raises :class:`UnsupportedModel` (a ``ConfigurationError``
+and a ``TypeError``); a user not flushed yet raises :class:`UnusableUser` (a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -25,10 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Mapper, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ._errors import UnsupportedModel, UnusableUser
+
 __all__ = [
     "SESSION_TOKEN_BYTES",
     "SESSION_TOKEN_MAX_LENGTH",
     "SessionTokenMixin",
+    "UnsupportedModel",
+    "UnusableUser",
     "new_session_token",
     "primary_key_of",
     "rotate_session_token",
@@ -71,15 +78,15 @@ class SessionTokenMixin:
 def _mapper(model: type[Any]) -> Mapper[Any]:
     mapper = inspect(model, raiseerr=False)
     if not isinstance(mapper, Mapper):
-        raise TypeError(f"{model!r} is not a mapped SQLAlchemy class")
+        raise UnsupportedModel(f"{model!r} is not a mapped SQLAlchemy class")
     return mapper
 
 
 def primary_key_of(model: type[Any]) -> tuple[str, Any]:
-    """The attribute name and column of ``model``'s single primary key; ``TypeError`` otherwise."""
+    """The attribute name and column of ``model``'s single primary key; :class:`UnsupportedModel` otherwise."""
     mapper = _mapper(model)
     if len(mapper.primary_key) != 1:
-        raise TypeError(f"{model.__name__} needs exactly one primary-key column, has {len(mapper.primary_key)}")
+        raise UnsupportedModel(f"{model.__name__} needs exactly one primary-key column, has {len(mapper.primary_key)}")
     column = mapper.primary_key[0]
     return mapper.get_property_by_column(column).key, column
 
@@ -88,7 +95,7 @@ def _identity(user: object) -> Any:
     """The primary-key value of a persistent (flushed) ``user``, read without a lazy load."""
     state = inspect(user)
     if state.identity is None:
-        raise ValueError(
+        raise UnusableUser(
             f"this {type(user).__name__} has no primary key yet: add it and flush or commit before login or revoke"
         )
     return state.identity[0]

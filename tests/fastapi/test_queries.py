@@ -252,3 +252,20 @@ async def test_h4_mariadb_restart_recovers_with_at_most_one_503(
 ) -> None:
     """After every pooled MariaDB connection is cut (a restart), at most one 503, then success."""
     await _restart_case("mariadb", *mariadb_wire, make_harness, client_factory)
+
+
+async def test_overridden_statement_is_the_one_run(
+    make_harness: HarnessFactory, client_factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SessionAuth whose statement() is overridden (as the by-id benchmark does) runs that statement."""
+    from sqlalchemy import select
+
+    from sealed_sessions.sqlalchemy import new_session_token
+
+    h = await make_harness("sqlite")
+    pk = await h.create_user("ada")
+    monkeypatch.setattr(h.auth, "statement", lambda uid, token: select(h.User).where(h.User.id == uid))
+    async with client_factory(h.app) as client:
+        await client.post("/login/ada")
+        await h.set_columns(pk, session_token=new_session_token())
+        assert (await client.get("/me")).status_code == 200  # by id only: the stale token is not compared
