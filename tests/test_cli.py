@@ -11,13 +11,9 @@ import pytest
 from sealed_sessions import KeyRing
 from sealed_sessions._cli import KEYS_ENV, main
 from sealed_sessions.testing import seal
+from tests.helpers import KEY_A, KEY_B, START
 
-KEY_A = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
-KEY_B = "Qk3zT0Yc2sR8wW5eL1aN6hJ9uI4oP7gF2dS5aZ8xC1v"
-T = 1_800_000_000
-
-
-GOOD = seal(KEY_A, {"a": 1}, issued_at=T, nonce=bytes(24))
+GOOD = seal(KEY_A, {"a": 1}, issued_at=START, nonce=bytes(24))
 TAMPERED = GOOD[:50] + ("B" if GOOD[50] != "B" else "C") + GOOD[51:]  # a character of the MAC
 
 
@@ -37,7 +33,7 @@ def test_keygen_subprocess_prints_an_accepted_key() -> None:
     lines = result.stdout.splitlines()
     assert len(lines) == 1
     assert len(lines[0]) == 43
-    KeyRing(lines[0])
+    assert len(KeyRing(lines[0])) == 1
 
 
 def test_keygen_in_process_gives_fresh_keys(capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,7 +42,7 @@ def test_keygen_in_process_gives_fresh_keys(capsys: pytest.CaptureFixture[str]) 
     second = run(capsys, "keygen")
     assert first[0] == second[0] == 0
     assert first[1] != second[1]
-    KeyRing([first[1].strip(), second[1].strip()])
+    assert len(KeyRing([first[1].strip(), second[1].strip()])) == 2  # both valid, and distinct keys
 
 
 def test_inspect_prints_data_and_timestamps(
@@ -54,7 +50,7 @@ def test_inspect_prints_data_and_timestamps(
 ) -> None:
     """inspect opens a cookie with the keys in the environment and prints data, timestamps and key status."""
     monkeypatch.setenv(KEYS_ENV, f" {KEY_B} , {KEY_A} ,")
-    cookie = seal(KEY_A, {"user_id": 42, "name": "Zoë"}, issued_at=T, max_age=3600, last_active=T + 60)
+    cookie = seal(KEY_A, {"user_id": 42, "name": "Zoë"}, issued_at=START, max_age=3600, last_active=START + 60)
     code, out, err = run(capsys, "inspect", cookie)
     assert code == 0, err
     assert '"user_id": 42' in out
@@ -72,7 +68,7 @@ def test_inspect_browser_session_and_cookie_name(
 ) -> None:
     """--cookie-name selects the subkey; a browser-session cookie shows "never" as its expiry."""
     monkeypatch.setenv(KEYS_ENV, KEY_A)
-    cookie = seal(KEY_A, {"a": 1}, session_cookie="sid", issued_at=T, max_age=None)
+    cookie = seal(KEY_A, {"a": 1}, session_cookie="sid", issued_at=START, max_age=None)
     code, out, _ = run(capsys, "inspect", "--cookie-name", "sid", cookie)
     assert code == 0
     assert "expires at:  never" in out

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -15,12 +12,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from sealed_sessions import ConfigurationError, SessionMiddleware, SessionTooLarge
-from sealed_sessions._cookie import MAX_SET_COOKIE, CookieOptions, find_cookie
+from sealed_sessions._cookie import MAX_SAME_NAME, MAX_SET_COOKIE, CookieOptions, find_cookies
 from sealed_sessions.testing import seal
-
-ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-
-KEY_A = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
+from tests.helpers import KEY_A, ClientFactory, https_client
 
 
 def parse_set_cookie(header: str) -> tuple[str, str, dict[str, str]]:
@@ -84,7 +78,8 @@ def cookie_options(name: str = "session", **overrides: Any) -> CookieOptions:
 # -- F1, F4: defaults ------------------------------------------------------------------------------
 
 
-async def test_f1_f4_default_attributes(client_factory: ClientFactory) -> None:
+@pytest.mark.case("F1", "F4")
+async def test_default_attributes_are_secure_httponly_lax_root_path(client_factory: ClientFactory) -> None:
     """Defaults are exactly Path=/, Max-Age, HttpOnly, SameSite=Lax, Secure and no Domain."""
     async with client_factory(make_app()) as client:
         response = await client.post("/write", json={"a": 1})
@@ -94,8 +89,9 @@ async def test_f1_f4_default_attributes(client_factory: ClientFactory) -> None:
     assert attributes == {"path": "/", "max-age": str(14 * 24 * 3600), "httponly": "", "samesite": "lax", "secure": ""}
 
 
+@pytest.mark.case("F4")
 @pytest.mark.parametrize("same_site", ["lax", "strict", "none", "Strict"])
-async def test_f4_same_site_always_explicit(client_factory: ClientFactory, same_site: str) -> None:
+async def test_same_site_always_written_explicitly(client_factory: ClientFactory, same_site: str) -> None:
     """Every SameSite setting is written out explicitly, lower-cased."""
     async with client_factory(make_app(same_site=same_site)) as client:
         response = await client.post("/write", json={"a": 1})
@@ -121,24 +117,30 @@ async def test_partitioned_and_domain_attributes(client_factory: ClientFactory) 
 @pytest.mark.parametrize(
     ("name", "options"),
     [
-        pytest.param("__Host-session", {"domain": "example.com"}, id="f2-host-domain"),
-        pytest.param("__Host-session", {"path": "/app"}, id="f2-host-path"),
-        pytest.param("__Host-session", {"https_only": False}, id="f2-host-insecure"),
+        pytest.param("__Host-session", {"domain": "example.com"}, id="host-domain", marks=pytest.mark.case("F2")),
+        pytest.param("__Host-session", {"path": "/app"}, id="host-path", marks=pytest.mark.case("F2")),
+        pytest.param("__Host-session", {"https_only": False}, id="host-insecure", marks=pytest.mark.case("F2")),
         pytest.param("__Secure-session", {"https_only": False}, id="secure-prefix-insecure"),
-        pytest.param("__host-session", {"path": "/app"}, id="f2-host-lowercase"),
+        pytest.param("__host-session", {"path": "/app"}, id="host-lowercase", marks=pytest.mark.case("F2")),
         pytest.param("__SECURE-session", {"https_only": False}, id="secure-prefix-uppercase"),
-        pytest.param("session", {"same_site": "none", "https_only": False}, id="f3-samesite-none-insecure"),
+        pytest.param(
+            "session",
+            {"same_site": "none", "https_only": False},
+            id="samesite-none-insecure",
+            marks=pytest.mark.case("F3"),
+        ),
         pytest.param("session", {"partitioned": True, "https_only": False}, id="partitioned-insecure"),
         pytest.param("session", {"same_site": "sometimes"}, id="samesite-unknown"),
     ],
 )
-def test_f2_f3_contradictory_settings_refused(name: str, options: dict[str, Any]) -> None:
+def test_contradictory_settings_refused_at_construction(name: str, options: dict[str, Any]) -> None:
     """Settings a browser would silently reject fail at construction with ConfigurationError."""
     with pytest.raises(ConfigurationError):
         SessionMiddleware(make_app(), secret_key=KEY_A, session_cookie=name, **options)
 
 
-async def test_f2_host_prefix_accepted_with_its_rules(client_factory: ClientFactory) -> None:
+@pytest.mark.case("F2")
+async def test_host_prefix_accepted_with_its_rules(client_factory: ClientFactory) -> None:
     """A ``__Host-`` cookie with Secure, Path=/ and no Domain works end to end."""
     async with client_factory(make_app(session_cookie="__Host-sid")) as client:
         response = await client.post("/write", json={"a": 1})
@@ -152,11 +154,10 @@ async def test_f2_host_prefix_accepted_with_its_rules(client_factory: ClientFact
 BAD_CHARACTERS = [";", ",", " ", "\r", "\n", "\t", "\x00"]
 
 
-@pytest.mark.parametrize(
-    "char", BAD_CHARACTERS, ids=["f5-semicolon", "f5-comma", "f5-space", "f5-cr", "f5-lf", "tab", "nul"]
-)
+@pytest.mark.case("F5")
+@pytest.mark.parametrize("char", BAD_CHARACTERS, ids=["semicolon", "comma", "space", "cr", "lf", "tab", "nul"])
 @pytest.mark.parametrize("field", ["session_cookie", "path", "domain"])
-def test_f5_separators_in_name_path_domain_refused(field: str, char: str) -> None:
+def test_separators_in_name_path_or_domain_refused(field: str, char: str) -> None:
     """A separator or control character in the name, path or domain fails at construction."""
     values: dict[str, Any] = {"session_cookie": "sess", "path": "/app", "domain": "example.com"}
     values[field] = values[field][:2] + char + values[field][2:]
@@ -164,11 +165,12 @@ def test_f5_separators_in_name_path_domain_refused(field: str, char: str) -> Non
         SessionMiddleware(make_app(), secret_key=KEY_A, **values)
 
 
+@pytest.mark.case("F5")
 @pytest.mark.parametrize(
     ("field", "value"),
     [("session_cookie", ""), ("session_cookie", "séance"), ("session_cookie", "a=b"), ("path", "app"), ("path", "")],
 )
-def test_f5_other_bad_names_and_paths_refused(field: str, value: str) -> None:
+def test_other_bad_names_and_paths_refused(field: str, value: str) -> None:
     """Empty or non-token names and paths not starting with '/' fail at construction."""
     with pytest.raises(ConfigurationError):
         options: dict[str, Any] = {field: value}
@@ -178,7 +180,8 @@ def test_f5_other_bad_names_and_paths_refused(field: str, value: str) -> None:
 # -- F6: too large ------------------------------------------------------------------------------------
 
 
-def test_f6_set_cookie_limit_counts_the_whole_header() -> None:
+@pytest.mark.case("F6")
+def test_set_cookie_limit_counts_the_whole_header() -> None:
     """A header of exactly 4096 bytes is sent; one more byte raises SessionTooLarge with the facts."""
     options = cookie_options()
     overhead = len(options.set_cookie("", 1209600))
@@ -193,11 +196,11 @@ def test_f6_set_cookie_limit_counts_the_whole_header() -> None:
     assert "server" in str(caught.value)  # the advice: keep large data server-side
 
 
-async def test_f6_oversized_session_is_a_loud_500_without_cookie() -> None:
+@pytest.mark.case("F6")
+async def test_oversized_session_is_a_loud_500_without_cookie() -> None:
     """Writing too much data gives a 500 from ServerErrorMiddleware and no Set-Cookie at all."""
     app = make_app()
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+    async with https_client(app, raise_app_exceptions=False) as client:
         response = await client.post("/write", json={"blob": "x" * 5000})
         assert response.status_code == 500
         assert "set-cookie" not in response.headers
@@ -208,7 +211,8 @@ async def test_f6_oversized_session_is_a_loud_500_without_cookie() -> None:
         assert "set-cookie" in small.headers
 
 
-async def test_f6_oversized_session_raises_session_too_large(client_factory: ClientFactory) -> None:
+@pytest.mark.case("F6")
+async def test_oversized_session_raises_session_too_large(client_factory: ClientFactory) -> None:
     """The exception the server logs for an oversized session is SessionTooLarge with its size."""
     async with client_factory(make_app()) as client:
         with pytest.raises(SessionTooLarge) as caught:
@@ -219,7 +223,8 @@ async def test_f6_oversized_session_raises_session_too_large(client_factory: Cli
 # -- F7, F8: when Set-Cookie is sent ----------------------------------------------------------------------
 
 
-async def test_f7_unchanged_read_sends_no_cookie(client_factory: ClientFactory) -> None:
+@pytest.mark.case("F7")
+async def test_unchanged_read_sends_no_cookie(client_factory: ClientFactory) -> None:
     """Reading an existing session without changing it sends no Set-Cookie."""
     async with client_factory(make_app()) as client:
         assert "set-cookie" in (await client.post("/write", json={"a": 1})).headers
@@ -229,17 +234,18 @@ async def test_f7_unchanged_read_sends_no_cookie(client_factory: ClientFactory) 
         assert "set-cookie" not in (await client.get("/untouched")).headers
 
 
+@pytest.mark.case("F8")
 @pytest.mark.parametrize(
     "options",
     [
-        pytest.param({}, id="f8-defaults"),
+        pytest.param({}, id="defaults"),
         pytest.param(
-            {"session_cookie": "sid", "path": "/", "domain": "example.com", "same_site": "strict"}, id="f8-custom"
+            {"session_cookie": "sid", "path": "/", "domain": "example.com", "same_site": "strict"}, id="custom"
         ),
-        pytest.param({"https_only": False, "same_site": "strict"}, id="f8-insecure"),
+        pytest.param({"https_only": False, "same_site": "strict"}, id="insecure"),
     ],
 )
-async def test_f8_clear_sends_matching_deletion_cookie(client_factory: ClientFactory, options: dict[str, Any]) -> None:
+async def test_clear_sends_a_matching_deletion_cookie(client_factory: ClientFactory, options: dict[str, Any]) -> None:
     """Clearing the session expires the cookie with the same name, path, domain, Secure and SameSite."""
     async with client_factory(make_app(**options), base_url="https://app.example.com") as client:
         issued = parse_set_cookie((await client.post("/write", json={"a": 1})).headers["set-cookie"])
@@ -254,7 +260,8 @@ async def test_f8_clear_sends_matching_deletion_cookie(client_factory: ClientFac
         assert deletion[2].get(attribute) == issued[2].get(attribute), attribute
 
 
-async def test_f8_clearing_a_session_that_never_existed_sends_nothing(client_factory: ClientFactory) -> None:
+@pytest.mark.case("F8")
+async def test_clearing_a_session_that_never_existed_sends_nothing(client_factory: ClientFactory) -> None:
     """Logging out without a session cookie sends no deletion cookie."""
     async with client_factory(make_app()) as client:
         response = await client.post("/clear")
@@ -264,7 +271,8 @@ async def test_f8_clearing_a_session_that_never_existed_sends_nothing(client_fac
 # -- F9: caches --------------------------------------------------------------------------------------------
 
 
-async def test_f9_vary_cookie_only_when_read(client_factory: ClientFactory) -> None:
+@pytest.mark.case("F9")
+async def test_vary_cookie_only_when_the_session_was_read(client_factory: ClientFactory) -> None:
     """A response that read the session has ``Vary: Cookie``; one that never touched it has none."""
     async with client_factory(make_app()) as client:
         await client.post("/write", json={"a": 1})
@@ -275,7 +283,8 @@ async def test_f9_vary_cookie_only_when_read(client_factory: ClientFactory) -> N
     assert "cache-control" not in untouched.headers
 
 
-async def test_f9_setting_a_cookie_adds_cache_control_private(client_factory: ClientFactory) -> None:
+@pytest.mark.case("F9")
+async def test_setting_a_cookie_adds_cache_control_private(client_factory: ClientFactory) -> None:
     """A response that sets the cookie says ``Cache-Control: private``; a plain read does not add it."""
     async with client_factory(make_app()) as client:
         written = await client.post("/write", json={"a": 1})
@@ -286,20 +295,21 @@ async def test_f9_setting_a_cookie_adds_cache_control_private(client_factory: Cl
     assert "cache-control" not in read.headers
 
 
+@pytest.mark.case("F9")
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        pytest.param("public, max-age=60", "max-age=60, private", id="f9-public-removed"),
-        pytest.param("s-maxage=600, max-age=60", "max-age=60, private", id="f9-s-maxage-removed"),
-        pytest.param("PUBLIC", "private", id="f9-case-insensitive"),
-        pytest.param("no-store", "no-store", id="f9-no-store-kept"),
-        pytest.param("public, no-store", "no-store", id="f9-public-removed-beside-no-store"),
-        pytest.param("private, s-maxage=60", "private", id="f9-s-maxage-removed-beside-private"),
-        pytest.param("private, max-age=5", "private, max-age=5", id="f9-private-kept"),
-        pytest.param("no-cache", "no-cache, private", id="f9-no-cache-extended"),
+        pytest.param("public, max-age=60", "max-age=60, private", id="public-removed"),
+        pytest.param("s-maxage=600, max-age=60", "max-age=60, private", id="s-maxage-removed"),
+        pytest.param("PUBLIC", "private", id="case-insensitive"),
+        pytest.param("no-store", "no-store", id="no-store-kept"),
+        pytest.param("public, no-store", "no-store", id="public-removed-beside-no-store"),
+        pytest.param("private, s-maxage=60", "private", id="s-maxage-removed-beside-private"),
+        pytest.param("private, max-age=5", "private, max-age=5", id="private-kept"),
+        pytest.param("no-cache", "no-cache, private", id="no-cache-extended"),
     ],
 )
-async def test_f9_existing_cache_control_made_private(client_factory: ClientFactory, given: str, expected: str) -> None:
+async def test_existing_cache_control_made_private(client_factory: ClientFactory, given: str, expected: str) -> None:
     """The app's Cache-Control loses shared-cache directives and gains ``private`` when a cookie is set."""
     async with client_factory(make_app()) as client:
         response = await client.get("/cached", params={"cc": given})
@@ -307,7 +317,8 @@ async def test_f9_existing_cache_control_made_private(client_factory: ClientFact
     assert response.headers.get_list("cache-control") == [expected]
 
 
-async def test_f9_vary_merged_with_the_apps_own(client_factory: ClientFactory) -> None:
+@pytest.mark.case("F9")
+async def test_vary_merged_with_the_apps_own(client_factory: ClientFactory) -> None:
     """An existing ``Vary`` keeps its values and gains Cookie once."""
 
     async def endpoint(request: Request) -> Response:
@@ -325,7 +336,8 @@ async def test_f9_vary_merged_with_the_apps_own(client_factory: ClientFactory) -
 # -- F13: plain http ----------------------------------------------------------------------------------------
 
 
-async def test_f13_https_only_false_works_over_http(client_factory: ClientFactory) -> None:
+@pytest.mark.case("F13")
+async def test_https_only_false_works_over_plain_http(client_factory: ClientFactory) -> None:
     """With ``https_only=False`` the cookie has no Secure flag and round-trips over http://."""
     async with client_factory(make_app(https_only=False), base_url="http://testserver") as client:
         response = await client.post("/write", json={"a": 1})
@@ -333,27 +345,41 @@ async def test_f13_https_only_false_works_over_http(client_factory: ClientFactor
         assert (await client.get("/read")).text == "{'a': 1}"
 
 
-async def test_f13_default_secure_cookie_not_sent_back_over_http(client_factory: ClientFactory) -> None:
+@pytest.mark.case("F13")
+async def test_default_secure_cookie_not_sent_back_over_plain_http(client_factory: ClientFactory) -> None:
     """With the default ``https_only=True`` a client on http:// never returns the cookie."""
     async with client_factory(make_app(), base_url="http://testserver") as client:
         await client.post("/write", json={"a": 1})
         assert (await client.get("/read")).text == "{}"
 
 
-# -- find_cookie: the raw Cookie header ----------------------------------------------------------------------
+# -- find_cookies: the raw Cookie header ---------------------------------------------------------------------
 
 
-def test_find_cookie_first_occurrence_and_exact_name() -> None:
-    """The first ``name=`` pair wins, a name that merely ends with ours is ignored, and no unquoting happens."""
+def test_find_cookies_in_order_and_exact_name() -> None:
+    """Every ``name=`` pair is found in order, a name merely ending with ours is ignored, and nothing is unquoted."""
     name_eq = b"session="
-    assert find_cookie([(b"cookie", b"xsession=1; session=2; session=3")], name_eq) == "2"
-    assert find_cookie([(b"cookie", b"a=1"), (b"cookie", b'session="q"')], name_eq) == '"q"'
-    assert find_cookie([(b"cookie", b"sessionx=1")], name_eq) is None
-    assert find_cookie([(b"x-cookie", b"session=1")], name_eq) is None
+    assert find_cookies([(b"cookie", b"xsession=1; session=2; session=3")], name_eq) == ["2", "3"]
+    assert find_cookies([(b"cookie", b"a=1"), (b"cookie", b'session="q"')], name_eq) == ['"q"']
+    assert find_cookies([(b"cookie", b"sessionx=1")], name_eq) == []
+    assert find_cookies([(b"x-cookie", b"session=1")], name_eq) == []
+
+
+def test_find_cookies_stops_at_the_bound() -> None:
+    """At most MAX_SAME_NAME values of one name are returned, however many the header holds."""
+    header = b"; ".join(b"session=%d" % i for i in range(50))
+    assert find_cookies([(b"cookie", header)], b"session=") == [str(i) for i in range(MAX_SAME_NAME)]
+
+
+def test_nameless_cookie_spoofing_our_name_is_not_ours() -> None:
+    """A nameless cookie carrying ``__Host-session=...`` (Cookie Crumbles) is not read as the __Host- cookie."""
+    name_eq = b"__Host-session="
+    assert find_cookies([(b"cookie", b"=__Host-session=forged")], name_eq) == []
+    assert find_cookies([(b"cookie", b"a=b, __Host-session=forged")], name_eq) == []
 
 
 def test_cookie_value_in_a_crafted_header_is_found(client_factory: ClientFactory) -> None:
     """A value sealed by ``testing.seal`` is located among other cookies by the parser."""
     value = seal(KEY_A, {"a": 1})
     header = f"other=1; session={value}; last=2".encode()
-    assert find_cookie([(b"cookie", header)], b"session=") == value
+    assert find_cookies([(b"cookie", header)], b"session=") == [value]

@@ -15,20 +15,9 @@ from sealed_sessions import InvalidCookie, KeyRing, Reason
 from sealed_sessions._envelope import HEADER_SIZE, MAC_SIZE, MAX_COOKIE_VALUE, NONCE_SIZE, Envelope
 from sealed_sessions._payload import encode
 from sealed_sessions.testing import seal, unseal
+from tests.helpers import KEY_A, KEY_B, KEY_C, RAW_A, b64, unb64
 
-KEY_A = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
-KEY_B = "Qk3zT0Yc2sR8wW5eL1aN6hJ9uI4oP7gF2dS5aZ8xC1v"
-KEY_C = "m9N2b5V8c1X4z7L0k3J6h9G2f5D8s1A4q7W0e3R6t9Y"
-RAW_A = base64.urlsafe_b64decode(KEY_A + "=")
 PLAINTEXT = b"sealed-sessions test plaintext, 40 bytes"
-
-
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @pytest.fixture
@@ -56,22 +45,25 @@ def test_round_trip(env: Envelope, cookie: str) -> None:
 # -- strict base64url (A2-A5) -----------------------------------------------------------------
 
 
+@pytest.mark.case("A4", "A5")
 @pytest.mark.parametrize("bad", ["+", "/", "=", " ", "!", ".", "\n", "\x00", "é", "\u0661", "\U0001f36a"])
-def test_a4_a5_character_outside_alphabet(env: Envelope, cookie: str, bad: str) -> None:
+def test_character_outside_the_base64url_alphabet_is_malformed(env: Envelope, cookie: str, bad: str) -> None:
     """One character outside [A-Za-z0-9_-] anywhere in a valid cookie makes it MALFORMED."""
     for position in (0, 7, len(cookie) // 2, len(cookie) - 1):
         assert reason_of(env, cookie[:position] + bad + cookie[position + 1 :]) == Reason.MALFORMED
 
 
+@pytest.mark.case("A4")
 @pytest.mark.parametrize("padding", ["=", "==", "==="])
-def test_a4_padding_refused(env: Envelope, padding: str) -> None:
+def test_padding_refused(env: Envelope, padding: str) -> None:
     """Standard padding is refused even where it would be correct: one value, one encoding."""
     for size in (40, 41):  # encodings with 2 and 1 padding characters
         value = env.seal(b"x" * size)
         assert reason_of(env, value + padding) == Reason.MALFORMED
 
 
-def test_a4_non_canonical_trailing_bits_refused(env: Envelope) -> None:
+@pytest.mark.case("A4")
+def test_non_canonical_trailing_bits_refused(env: Envelope) -> None:
     """A last character with non-zero unused bits decodes to the same bytes but is refused."""
     value = env.seal(b"x" * 40)  # 85 bytes: the last character carries 4 unused bits
     assert len(value) % 4 == 2
@@ -83,15 +75,17 @@ def test_a4_non_canonical_trailing_bits_refused(env: Envelope) -> None:
     assert reason_of(env, twin) == Reason.MALFORMED
 
 
-def test_a4_length_one_mod_four_refused(env: Envelope, cookie: str) -> None:
+@pytest.mark.case("A4")
+def test_length_of_one_mod_four_refused(env: Envelope, cookie: str) -> None:
     """A length of 4n+1 characters cannot be base64 and is MALFORMED."""
     value = cookie + "A" * ((1 - len(cookie)) % 4)
     assert len(value) % 4 == 1
     assert reason_of(env, value) == Reason.MALFORMED
 
 
+@pytest.mark.case("A2", "A3")
 @pytest.mark.parametrize("value", ["", " ", "\n", "\t\r\n", "invalid", "purejunk", "<!--", "!@#", "+/"])
-def test_a2_a3_garbage_is_malformed(env: Envelope, value: str) -> None:
+def test_empty_whitespace_and_garbage_are_malformed(env: Envelope, value: str) -> None:
     """Empty, whitespace and short garbage values are MALFORMED."""
     assert reason_of(env, value) == Reason.MALFORMED
 
@@ -99,21 +93,24 @@ def test_a2_a3_garbage_is_malformed(env: Envelope, value: str) -> None:
 # -- length (A7-A10) ---------------------------------------------------------------------------
 
 
-def test_a7_shorter_than_header_nonce_and_mac(env: Envelope, cookie: str) -> None:
+@pytest.mark.case("A7")
+def test_shorter_than_header_nonce_and_mac_is_malformed(env: Envelope, cookie: str) -> None:
     """Fewer bytes than version + key id + nonce + MAC is MALFORMED, whatever they hold."""
     raw = unb64(cookie)
     for size in range(HEADER_SIZE + MAC_SIZE):
         assert reason_of(env, b64(raw[:size])) == Reason.MALFORMED
 
 
-def test_a8_exactly_header_nonce_and_mac(env: Envelope, cookie: str) -> None:
+@pytest.mark.case("A8")
+def test_exactly_header_nonce_and_mac_fails_the_mac(env: Envelope, cookie: str) -> None:
     """A forged envelope with no plaintext fails the MAC; a real one opens to empty bytes."""
     raw = unb64(cookie)
     assert reason_of(env, b64(raw[: HEADER_SIZE + MAC_SIZE])) == Reason.BAD_MAC
     assert env.open(env.seal(b"")) == (b"", True)
 
 
-def test_a9_truncated_at_every_length(env: Envelope, cookie: str) -> None:
+@pytest.mark.case("A9")
+def test_truncated_at_every_length_refused(env: Envelope, cookie: str) -> None:
     """Every proper prefix of the bytes, and of the text, is refused."""
     raw = unb64(cookie)
     for size in range(len(raw)):
@@ -123,25 +120,27 @@ def test_a9_truncated_at_every_length(env: Envelope, cookie: str) -> None:
         assert reason_of(env, cookie[:size]) in (Reason.MALFORMED, Reason.BAD_MAC)
 
 
+@pytest.mark.case("A10")
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        pytest.param(lambda raw: raw + b"\x00", Reason.BAD_MAC, id="a10_append_byte"),
-        pytest.param(lambda raw: raw + raw, Reason.BAD_MAC, id="a10_append_itself"),
-        pytest.param(lambda raw: b"\x00" + raw, Reason.UNKNOWN_VERSION, id="a10_prepend_zero"),
-        pytest.param(lambda raw: b"\x01" + raw, Reason.UNKNOWN_KEY, id="a10_prepend_version"),
-        pytest.param(lambda raw: raw[:1] + raw, Reason.UNKNOWN_KEY, id="a10_duplicate_first_byte"),
+        pytest.param(lambda raw: raw + b"\x00", Reason.BAD_MAC, id="append_byte"),
+        pytest.param(lambda raw: raw + raw, Reason.BAD_MAC, id="append_itself"),
+        pytest.param(lambda raw: b"\x00" + raw, Reason.UNKNOWN_VERSION, id="prepend_zero"),
+        pytest.param(lambda raw: b"\x01" + raw, Reason.UNKNOWN_KEY, id="prepend_version"),
+        pytest.param(lambda raw: raw[:1] + raw, Reason.UNKNOWN_KEY, id="duplicate_first_byte"),
     ],
 )
-def test_a10_bytes_appended_or_prepended(
+def test_bytes_appended_or_prepended_refused(
     env: Envelope, cookie: str, change: Callable[[bytes], bytes], expected: Reason
 ) -> None:
     """Extra bytes before or after a valid envelope are refused."""
     assert reason_of(env, b64(change(unb64(cookie)))) == expected
 
 
+@pytest.mark.case("A10")
 @pytest.mark.parametrize("suffix", ["A", "AA", "AAA", "AAAA", "_-_-"])
-def test_a10_text_appended(env: Envelope, cookie: str, suffix: str) -> None:
+def test_text_appended_or_prepended_refused(env: Envelope, cookie: str, suffix: str) -> None:
     """Extra characters after a valid cookie are refused."""
     assert reason_of(env, cookie + suffix) in (Reason.MALFORMED, Reason.BAD_MAC)
     assert reason_of(env, suffix + cookie) in (Reason.MALFORMED, Reason.UNKNOWN_VERSION)
@@ -156,8 +155,9 @@ REGIONS = {
 }
 
 
-@pytest.mark.parametrize("region", [pytest.param(name, id=f"a11_{name}") for name in REGIONS])
-def test_a11_bit_flip(env: Envelope, cookie: str, region: str) -> None:
+@pytest.mark.case("A11")
+@pytest.mark.parametrize("region", [pytest.param(name, id=name) for name in REGIONS])
+def test_any_bit_flip_refused_with_the_regions_reason(env: Envelope, cookie: str, region: str) -> None:
     """Flipping any one bit of any byte in the region is refused with the region's reason."""
     raw = unb64(cookie)
     start, end, expected = REGIONS[region]
@@ -170,7 +170,8 @@ def test_a11_bit_flip(env: Envelope, cookie: str, region: str) -> None:
             assert reason_of(env, b64(bytes(flipped))) == expected, (position, bit)
 
 
-def test_a11_key_id_flipped_into_another_ring_key_fails_mac() -> None:
+@pytest.mark.case("A11")
+def test_key_id_changed_to_another_ring_key_fails_the_mac() -> None:
     """A key id changed to another key of the ring selects that key and fails the MAC."""
     ring = KeyRing([KEY_A, KEY_B])
     env = Envelope(ring, "session")
@@ -179,21 +180,24 @@ def test_a11_key_id_flipped_into_another_ring_key_fails_mac() -> None:
     assert reason_of(env, b64(bytes(raw))) == Reason.BAD_MAC
 
 
+@pytest.mark.case("A12")
 @pytest.mark.parametrize("version", [0, 2, 0x7F, 0xFF])
-def test_a12_unknown_version(env: Envelope, cookie: str, version: int) -> None:
+def test_unknown_version_refused_before_key_or_mac(env: Envelope, cookie: str, version: int) -> None:
     """Any version byte other than 1 is UNKNOWN_VERSION, checked before the key or MAC."""
     raw = bytearray(unb64(cookie))
     raw[0] = version
     assert reason_of(env, b64(bytes(raw))) == Reason.UNKNOWN_VERSION
 
 
-def test_a13_unknown_key_id() -> None:
+@pytest.mark.case("A13")
+def test_unknown_key_id_refused() -> None:
     """A cookie whose key id is not in the ring is UNKNOWN_KEY."""
     value = Envelope(KeyRing(KEY_B), "session").seal(PLAINTEXT)
     assert reason_of(Envelope(KeyRing(KEY_A), "session"), value) == Reason.UNKNOWN_KEY
 
 
-def test_a14_sealed_under_another_key_with_our_key_id() -> None:
+@pytest.mark.case("A14")
+def test_box_of_another_key_labelled_with_our_key_id_fails_the_mac() -> None:
     """A box made with another key but labelled with our key id fails the MAC."""
     ours = Envelope(KeyRing(KEY_A), "session")
     raw = bytearray(unb64(Envelope(KeyRing(KEY_B), "session").seal(PLAINTEXT)))
@@ -201,7 +205,8 @@ def test_a14_sealed_under_another_key_with_our_key_id() -> None:
     assert reason_of(ours, b64(bytes(raw))) == Reason.BAD_MAC
 
 
-def test_b5_sealed_for_another_cookie_name() -> None:
+@pytest.mark.case("B5")
+def test_value_sealed_for_another_cookie_name_does_not_open() -> None:
     """A value sealed for one cookie name does not open under another, with the same keys."""
     ring = KeyRing(KEY_A)
     value = Envelope(ring, "session").seal(PLAINTEXT)
@@ -213,15 +218,16 @@ def test_b5_sealed_for_another_cookie_name() -> None:
 # -- size (A15) --------------------------------------------------------------------------------
 
 
+@pytest.mark.case("A15")
 @pytest.mark.parametrize(
     "value",
     [
-        pytest.param("A" * (MAX_COOKIE_VALUE + 1), id="a15_4097"),
-        pytest.param("A" * 1_000_000, id="a15_1mb"),
-        pytest.param("!" * (MAX_COOKIE_VALUE + 1), id="a15_4097_not_base64"),
+        pytest.param("A" * (MAX_COOKIE_VALUE + 1), id="4097"),
+        pytest.param("A" * 1_000_000, id="1mb"),
+        pytest.param("!" * (MAX_COOKIE_VALUE + 1), id="4097-not-base64"),
     ],
 )
-def test_a15_oversized_refused_before_decoding(env: Envelope, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oversized_value_refused_before_decoding(env: Envelope, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A value over MAX_COOKIE_VALUE is TOO_LARGE without being matched, decoded or opened."""
 
     def must_not_run(*args: Any, **kwargs: Any) -> Any:
@@ -233,7 +239,8 @@ def test_a15_oversized_refused_before_decoding(env: Envelope, value: str, monkey
     assert reason_of(env, value) == Reason.TOO_LARGE
 
 
-def test_a15_limit_itself_is_decoded(env: Envelope) -> None:
+@pytest.mark.case("A15")
+def test_value_at_the_size_limit_is_still_decoded(env: Envelope) -> None:
     """Exactly MAX_COOKIE_VALUE characters is still decoded (and here fails the MAC)."""
     raw = bytearray(unb64(env.seal(b"x" * 3000)))
     value = b64(bytes(raw))[:MAX_COOKIE_VALUE].ljust(MAX_COOKIE_VALUE, "A")
@@ -244,19 +251,22 @@ def test_a15_limit_itself_is_decoded(env: Envelope) -> None:
 # -- keys (D3, D5, D6) and the one-MAC-check rule ----------------------------------------------
 
 
-def test_d3_older_key_opens_and_says_so() -> None:
+@pytest.mark.case("D3")
+def test_older_key_opens_and_says_so() -> None:
     """A value sealed with an older key in the ring opens, flagged as not current."""
     old = Envelope(KeyRing(KEY_A), "session").seal(PLAINTEXT)
     assert Envelope(KeyRing([KEY_B, KEY_A]), "session").open(old) == (PLAINTEXT, False)
 
 
-def test_d5_removed_key_is_unknown() -> None:
+@pytest.mark.case("D5")
+def test_removed_key_is_unknown() -> None:
     """Once its key leaves the ring, an old value is UNKNOWN_KEY."""
     old = Envelope(KeyRing([KEY_A, KEY_B]), "session").seal(PLAINTEXT)
     assert reason_of(Envelope(KeyRing([KEY_B, KEY_C]), "session"), old) == Reason.UNKNOWN_KEY
 
 
-def test_d6_new_values_sealed_with_current_key() -> None:
+@pytest.mark.case("D6")
+def test_new_values_sealed_with_the_current_key() -> None:
     """Sealing always uses the first key of the ring, and says so in the key id."""
     ring = KeyRing([KEY_B, KEY_A, KEY_C])
     for _ in range(5):
@@ -290,7 +300,8 @@ def test_opening_checks_one_mac_whatever_the_ring_size(monkeypatch: pytest.Monke
 # -- crypto properties (E1-E3) -----------------------------------------------------------------
 
 
-def test_e1_sealing_twice_differs(env: Envelope) -> None:
+@pytest.mark.case("E1")
+def test_sealing_twice_differs(env: Envelope) -> None:
     """The same plaintext sealed twice gives two different cookies that both open."""
     first, second = env.seal(PLAINTEXT), env.seal(PLAINTEXT)
     assert first != second
@@ -298,7 +309,8 @@ def test_e1_sealing_twice_differs(env: Envelope) -> None:
     assert seal(KEY_A, {"u": 1}, issued_at=1) != seal(KEY_A, {"u": 1}, issued_at=1)
 
 
-def test_e2_hundred_thousand_nonces_unique(env: Envelope) -> None:
+@pytest.mark.case("E2")
+def test_hundred_thousand_nonces_are_unique(env: Envelope) -> None:
     """100,000 seals carry 100,000 distinct 24-byte nonces."""
     nonces = {unb64(env.seal(b""))[5:HEADER_SIZE] for _ in range(100_000)}
     assert len(nonces) == 100_000
@@ -317,12 +329,14 @@ E3_COOKIE = (
 )
 
 
-def test_e3_plaintext_layout_pinned() -> None:
+@pytest.mark.case("E3")
+def test_plaintext_layout_pinned() -> None:
     """The plaintext is three big-endian u64 timestamps followed by compact JSON."""
     assert encode(b'{"user_id":42}', 1_800_000_000, 1_801_209_600, 1_800_000_000).hex() == E3_PLAINTEXT_HEX
 
 
-def test_e3_known_answer_vector() -> None:
+@pytest.mark.case("E3")
+def test_known_answer_vector() -> None:
     """A fixed key, cookie name, nonce and payload give this exact cookie, by the code and by the spec."""
     plaintext = bytes.fromhex(E3_PLAINTEXT_HEX)
     assert Envelope(KeyRing(KEY_A), "session").seal(plaintext, nonce=E3_NONCE) == E3_COOKIE

@@ -10,41 +10,40 @@ from starlette.datastructures import Secret
 
 from sealed_sessions import ConfigurationError, KeyRing, Sealer, generate_key
 from sealed_sessions._keys import KEY_ID_SIZE, KEY_SIZE
+from tests.helpers import KEY_A, KEY_B, KEY_C, PASSPHRASE, RAW_A
 
-KEY_A = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
-KEY_B = "Qk3zT0Yc2sR8wW5eL1aN6hJ9uI4oP7gF2dS5aZ8xC1v"
-KEY_C = "m9N2b5V8c1X4z7L0k3J6h9G2f5D8s1A4q7W0e3R6t9Y"
-RAW_A = base64.urlsafe_b64decode(KEY_A + "=")
-PASSPHRASE = "correct-horse_battery+staple/2027:edition!"
 HOW_TO = "python -m sealed_sessions keygen"
 
 
+@pytest.mark.case("D1")
 @pytest.mark.parametrize(
     "secret",
     [
-        pytest.param(KEY_A, id="d1_base64url_text"),
-        pytest.param(KEY_A + "=", id="d1_base64url_padded"),
-        pytest.param(RAW_A, id="d1_bytes"),
-        pytest.param(bytearray(RAW_A), id="d1_bytearray"),
-        pytest.param(Secret(KEY_A), id="d1_starlette_secret"),
-        pytest.param([KEY_A], id="d1_list_of_one"),
-        pytest.param((KEY_A,), id="d1_tuple_of_one"),
-        pytest.param([Secret(KEY_A)], id="d1_list_of_secret"),
+        pytest.param(KEY_A, id="base64url_text"),
+        pytest.param(KEY_A + "=", id="base64url_padded"),
+        pytest.param(RAW_A, id="bytes"),
+        pytest.param(bytearray(RAW_A), id="bytearray"),
+        pytest.param(Secret(KEY_A), id="starlette_secret"),
+        pytest.param([KEY_A], id="list_of_one"),
+        pytest.param((KEY_A,), id="tuple_of_one"),
+        pytest.param([Secret(KEY_A)], id="list_of_secret"),
     ],
 )
-def test_d1_accepted_forms_of_one_key_are_the_same_key(secret: Any) -> None:
+def test_accepted_forms_of_one_key_are_the_same_key(secret: Any) -> None:
     """Text, padded text, bytes, a Secret and a one-item list of the same key all give the same key id."""
     assert KeyRing(secret).key_ids == KeyRing(KEY_A).key_ids
 
 
-def test_d1_text_secret_is_stretched_and_accepted() -> None:
+@pytest.mark.case("D1")
+def test_text_secret_is_stretched_and_accepted() -> None:
     """A long, varied text secret is accepted, and differs from any other secret."""
     ring = KeyRing(PASSPHRASE)
     assert len(ring) == 1
     assert ring.key_ids != KeyRing(PASSPHRASE + "x").key_ids
 
 
-def test_d1_key_ring_order_newest_first() -> None:
+@pytest.mark.case("D1")
+def test_key_ring_keeps_its_order_newest_first() -> None:
     """A list keeps its order: the first key is the one that seals."""
     ring = KeyRing([KEY_B, KEY_A, KEY_C])
     assert ring.key_ids == (KeyRing(KEY_B).key_ids[0], KeyRing(KEY_A).key_ids[0], KeyRing(KEY_C).key_ids[0])
@@ -54,33 +53,37 @@ def test_d1_key_ring_order_newest_first() -> None:
 @pytest.mark.parametrize(
     ("secret", "fragment"),
     [
-        pytest.param(RAW_A[:31], "exactly 32 bytes, got 31", id="d1_bytes_too_short"),
-        pytest.param(RAW_A + b"x", "exactly 32 bytes, got 33", id="d1_bytes_too_long"),
-        pytest.param(b"", "exactly 32 bytes, got 0", id="d1_bytes_empty"),
-        pytest.param(12345, "got int", id="d1_int"),
-        pytest.param(None, "got NoneType", id="d1_none"),
-        pytest.param(3.5, "got float", id="d1_float"),
-        pytest.param({"key": KEY_A}, "got dict", id="d1_dict"),
-        pytest.param([1, 2, 3], "got int", id="d1_list_of_int"),
-        pytest.param([KEY_A, None], "secret_key[1]", id="d1_none_in_ring"),
-        pytest.param([], "empty", id="d1_empty_list"),
-        pytest.param((), "empty", id="d1_empty_tuple"),
-        pytest.param("", "at least 32 characters, got 0", id="d1_empty_text"),
-        pytest.param(KEY_A[:20], "at least 32 characters, got 20", id="d2_truncated_key_text"),
-        pytest.param("hunter2", "at least 32 characters", id="d2_short_text"),
-        pytest.param("ab" * 40, "too repetitive", id="d2_repetitive_text"),
-        pytest.param("abcdefghi" * 5, "too repetitive", id="d2_nine_distinct_characters"),
-        pytest.param(b"\x00" * 32, "not random", id="d2_zero_bytes"),
-        pytest.param(bytes([7]) * 32, "not random", id="d2_repeated_byte"),
-        pytest.param(bytes(range(8)) * 4, "not random", id="d2_few_distinct_bytes"),
-        pytest.param("A" * 43, "not random", id="d2_repeated_byte_as_text"),
-        pytest.param([KEY_A, KEY_B, KEY_A], "secret_key[2] repeats", id="d2_duplicate_key"),
-        pytest.param([KEY_A, RAW_A], "secret_key[1] repeats", id="d2_duplicate_in_another_form"),
-        pytest.param(KEY_A + "\n", "whitespace", id="d1_trailing_newline"),
-        pytest.param(" " + PASSPHRASE, "whitespace", id="d1_leading_space"),
+        pytest.param(RAW_A[:31], "exactly 32 bytes, got 31", id="bytes_too_short", marks=pytest.mark.case("D1")),
+        pytest.param(RAW_A + b"x", "exactly 32 bytes, got 33", id="bytes_too_long", marks=pytest.mark.case("D1")),
+        pytest.param(b"", "exactly 32 bytes, got 0", id="bytes_empty", marks=pytest.mark.case("D1")),
+        pytest.param(12345, "got int", id="int", marks=pytest.mark.case("D1")),
+        pytest.param(None, "got NoneType", id="none", marks=pytest.mark.case("D1")),
+        pytest.param(3.5, "got float", id="float", marks=pytest.mark.case("D1")),
+        pytest.param({"key": KEY_A}, "got dict", id="dict", marks=pytest.mark.case("D1")),
+        pytest.param([1, 2, 3], "got int", id="list_of_int", marks=pytest.mark.case("D1")),
+        pytest.param([KEY_A, None], "secret_key[1]", id="none_in_ring", marks=pytest.mark.case("D1")),
+        pytest.param([], "empty", id="empty_list", marks=pytest.mark.case("D1")),
+        pytest.param((), "empty", id="empty_tuple", marks=pytest.mark.case("D1")),
+        pytest.param("", "at least 32 characters, got 0", id="empty_text", marks=pytest.mark.case("D1")),
+        pytest.param(
+            KEY_A[:20], "at least 32 characters, got 20", id="truncated_key_text", marks=pytest.mark.case("D2")
+        ),
+        pytest.param("hunter2", "at least 32 characters", id="short_text", marks=pytest.mark.case("D2")),
+        pytest.param("ab" * 40, "too repetitive", id="repetitive_text", marks=pytest.mark.case("D2")),
+        pytest.param("abcdefghi" * 5, "too repetitive", id="nine_distinct_characters", marks=pytest.mark.case("D2")),
+        pytest.param(b"\x00" * 32, "not random", id="zero_bytes", marks=pytest.mark.case("D2")),
+        pytest.param(bytes([7]) * 32, "not random", id="repeated_byte", marks=pytest.mark.case("D2")),
+        pytest.param(bytes(range(8)) * 4, "not random", id="few_distinct_bytes", marks=pytest.mark.case("D2")),
+        pytest.param("A" * 43, "not random", id="repeated_byte_as_text", marks=pytest.mark.case("D2")),
+        pytest.param([KEY_A, KEY_B, KEY_A], "secret_key[2] repeats", id="duplicate_key", marks=pytest.mark.case("D2")),
+        pytest.param(
+            [KEY_A, RAW_A], "secret_key[1] repeats", id="duplicate_in_another_form", marks=pytest.mark.case("D2")
+        ),
+        pytest.param(KEY_A + "\n", "whitespace", id="trailing_newline", marks=pytest.mark.case("D1")),
+        pytest.param(" " + PASSPHRASE, "whitespace", id="leading_space", marks=pytest.mark.case("D1")),
     ],
 )
-def test_d1_d2_bad_keys_are_refused_with_advice(secret: Any, fragment: str) -> None:
+def test_bad_keys_are_refused_with_advice(secret: Any, fragment: str) -> None:
     """A missing, mistyped, weak or duplicated key raises ConfigurationError that says what is wrong."""
     with pytest.raises(ConfigurationError) as info:
         KeyRing(secret)
@@ -88,33 +91,35 @@ def test_d1_d2_bad_keys_are_refused_with_advice(secret: Any, fragment: str) -> N
     assert fragment in message
     if "repeats" not in fragment:
         assert HOW_TO in message
-    assert isinstance(info.value, ValueError)
 
 
-def test_d1_nine_distinct_characters_refused_but_ten_accepted() -> None:
+@pytest.mark.case("D1")
+def test_text_secret_needs_ten_distinct_characters() -> None:
     """The distinct-character threshold for text secrets is exactly ten."""
-    KeyRing("abcdefghij" * 4)
+    assert len(KeyRing("abcdefghij" * 4)) == 1
     with pytest.raises(ConfigurationError):
         KeyRing("abcdefghi" * 5)
 
 
-def test_d1_passphrase_threshold_is_32_characters() -> None:
+@pytest.mark.case("D1")
+def test_text_secret_needs_32_characters() -> None:
     """A 32-character varied text secret is accepted and a 31-character one refused."""
-    KeyRing(PASSPHRASE[:32])
+    assert len(KeyRing(PASSPHRASE[:32])) == 1
     with pytest.raises(ConfigurationError, match="got 31"):
         KeyRing(PASSPHRASE[:31])
 
 
+@pytest.mark.case("D7")
 @pytest.mark.parametrize(
     "secret",
     [
-        pytest.param(KEY_A[:30], id="d7_short_text"),
-        pytest.param(KEY_A * 3 + "\n", id="d7_whitespace"),
-        pytest.param("s3cr3t-s3cr3t-s3cr3t", id="d7_short_passphrase"),
-        pytest.param([KEY_A, KEY_A], id="d7_duplicate"),
+        pytest.param(KEY_A[:30], id="short_text"),
+        pytest.param(KEY_A * 3 + "\n", id="whitespace"),
+        pytest.param("s3cr3t-s3cr3t-s3cr3t", id="short_passphrase"),
+        pytest.param([KEY_A, KEY_A], id="duplicate"),
     ],
 )
-def test_d7_secret_never_in_exception_message(secret: Any) -> None:
+def test_refused_secret_never_appears_in_the_error(secret: Any) -> None:
     """The refused secret (or any part of it longer than a few characters) never appears in the error."""
     with pytest.raises(ConfigurationError) as info:
         KeyRing(secret)
@@ -124,7 +129,8 @@ def test_d7_secret_never_in_exception_message(secret: Any) -> None:
         assert text[start : start + 8] not in message
 
 
-def test_d7_keys_never_in_repr() -> None:
+@pytest.mark.case("D7")
+def test_keys_never_appear_in_repr() -> None:
     """repr() of a KeyRing and of a Sealer shows key ids and counts, never key material."""
     ring = KeyRing([KEY_A, KEY_B, PASSPHRASE])
     shown = repr(ring) + repr(Sealer(ring)) + str(ring)
@@ -138,14 +144,16 @@ def test_d7_keys_never_in_repr() -> None:
         assert subkey.hex()[:16] not in shown
 
 
-def test_d7_keyring_has_no_instance_dict_to_leak() -> None:
+@pytest.mark.case("D7")
+def test_keyring_has_no_instance_dict_to_leak() -> None:
     """KeyRing and Sealer use __slots__, so vars() and debuggers' __dict__ dumps find nothing."""
     ring = KeyRing(KEY_A)
     assert not hasattr(ring, "__dict__")
     assert not hasattr(Sealer(ring), "__dict__")
 
 
-def test_d8_subkeys_differ_per_cookie_name() -> None:
+@pytest.mark.case("D8")
+def test_subkeys_differ_per_cookie_name() -> None:
     """Each cookie name gets its own subkey, different from the master key and from other names."""
     ring = KeyRing(KEY_A)
     names = ["session", "session2", "Session", "__Host-session", "", "s" * 200]
@@ -156,14 +164,16 @@ def test_d8_subkeys_differ_per_cookie_name() -> None:
     assert ring.subkeys("session") == KeyRing(KEY_A).subkeys("session")  # deterministic
 
 
-def test_d8_subkeys_differ_per_master_key() -> None:
+@pytest.mark.case("D8")
+def test_subkeys_differ_per_master_key() -> None:
     """The same cookie name under two master keys gives two different subkeys."""
     ring = KeyRing([KEY_A, KEY_B])
     first, second = ring.subkeys("session").values()
     assert first != second
 
 
-def test_d8_key_ids_stable_and_distinct() -> None:
+@pytest.mark.case("D8")
+def test_key_ids_are_stable_and_distinct() -> None:
     """Key ids are 4 bytes, the same on every run (pinned), and differ between keys."""
     assert KeyRing(KEY_A).key_ids[0].hex() == "ac56de7c"
     ids = [KeyRing(k).key_ids[0] for k in (KEY_A, KEY_B, KEY_C, PASSPHRASE)]
@@ -171,26 +181,28 @@ def test_d8_key_ids_stable_and_distinct() -> None:
     assert all(len(i) == KEY_ID_SIZE for i in ids)
 
 
-def test_d1_generate_key_is_accepted_and_random() -> None:
+@pytest.mark.case("D1")
+def test_generate_key_is_accepted_and_random() -> None:
     """generate_key() gives 43-character base64url text that KeyRing accepts, fresh on every call."""
     keys = [generate_key() for _ in range(50)]
     assert len(set(keys)) == 50
     for key in keys[:5]:
         assert len(key) == 43
         assert len(base64.urlsafe_b64decode(key + "=")) == KEY_SIZE
-        KeyRing(key)
-    KeyRing(keys)  # fifty distinct keys form one ring
+        assert len(KeyRing(key)) == 1
+    assert len(KeyRing(keys)) == 50  # fifty distinct keys form one ring
 
 
+@pytest.mark.case("D2")
 @pytest.mark.parametrize(
     "secret",
     [
-        pytest.param(f"{KEY_A},{KEY_B}", id="d2_comma_joined_keys"),
-        pytest.param("correct horse battery staple is not a random key", id="d2_phrase_with_spaces"),
-        pytest.param("tab\tseparated-secret-of-more-than-32-characters", id="d2_tab_inside"),
+        pytest.param(f"{KEY_A},{KEY_B}", id="comma_joined_keys"),
+        pytest.param("correct horse battery staple is not a random key", id="phrase_with_spaces"),
+        pytest.param("tab\tseparated-secret-of-more-than-32-characters", id="tab_inside"),
     ],
 )
-def test_d2_text_secret_with_commas_or_whitespace_is_refused(secret: str) -> None:
+def test_text_secret_with_commas_or_whitespace_is_refused(secret: str) -> None:
     """A comma-joined key list or a human phrase is refused with advice to pass a list, never taken as one key."""
     with pytest.raises(ConfigurationError, match="commas or whitespace") as raised:
         KeyRing(secret)

@@ -9,133 +9,140 @@ import pytest
 from sealed_sessions import ConfigurationError, Reason
 from sealed_sessions._lifetime import CLOCK_SKEW, RENEW_FRACTION, Lifetime, expiry
 from sealed_sessions._payload import MAX_TIMESTAMP, Opened, encode
-
-T = 1_800_000_000
-DAY = 86_400
+from tests.helpers import DAY, START
 
 
-def payload(issued_at: int = T, expires_at: int | None = T + DAY, last_active: int | None = None) -> Opened:
+def payload(issued_at: int = START, expires_at: int | None = START + DAY, last_active: int | None = None) -> Opened:
     return Opened({}, issued_at, expires_at, issued_at if last_active is None else last_active, True)
 
 
 @pytest.mark.parametrize(
     ("offset", "expected"),
     [
-        pytest.param(-1, None, id="c4_exp_minus_1_accepted"),
-        pytest.param(0, Reason.EXPIRED, id="c4_exp_rejected"),
-        pytest.param(1, Reason.EXPIRED, id="c4_exp_plus_1_rejected"),
-        pytest.param(10 * DAY, Reason.EXPIRED, id="c1_long_past"),
+        pytest.param(-1, None, id="exp_minus_1_accepted", marks=pytest.mark.case("C4")),
+        pytest.param(0, Reason.EXPIRED, id="exp_rejected", marks=pytest.mark.case("C4")),
+        pytest.param(1, Reason.EXPIRED, id="exp_plus_1_rejected", marks=pytest.mark.case("C4")),
+        pytest.param(10 * DAY, Reason.EXPIRED, id="long_past", marks=pytest.mark.case("C1")),
     ],
 )
-def test_c4_absolute_expiry_boundary(offset: int, expected: Reason | None) -> None:
+def test_session_is_valid_only_before_its_expiry(offset: int, expected: Reason | None) -> None:
     """A session is valid while now < expires_at: exp-1 passes, exp and later are EXPIRED."""
     lifetime = Lifetime(max_age=DAY, idle_timeout=None)
-    assert lifetime.rejection(payload(), T + DAY + offset) == expected
+    assert lifetime.rejection(payload(), START + DAY + offset) == expected
 
 
-def test_c1_activity_does_not_extend_absolute_expiry() -> None:
+@pytest.mark.case("C1")
+def test_activity_does_not_extend_the_absolute_expiry() -> None:
     """A session used a second ago still expires at its sealed absolute expiry."""
     lifetime = Lifetime(max_age=DAY, idle_timeout=3600)
-    assert lifetime.rejection(payload(last_active=T + DAY - 1), T + DAY) == Reason.EXPIRED
+    assert lifetime.rejection(payload(last_active=START + DAY - 1), START + DAY) == Reason.EXPIRED
 
 
+@pytest.mark.case("C2")
 @pytest.mark.parametrize(
     ("idle_for", "expected"),
     [
-        pytest.param(0, None, id="c2_just_sealed"),
-        pytest.param(599, None, id="c2_idle_minus_1_accepted"),
-        pytest.param(600, Reason.IDLE, id="c2_idle_rejected"),
-        pytest.param(601, Reason.IDLE, id="c2_idle_plus_1_rejected"),
+        pytest.param(0, None, id="just_sealed"),
+        pytest.param(599, None, id="idle_minus_1_accepted"),
+        pytest.param(600, Reason.IDLE, id="idle_rejected"),
+        pytest.param(601, Reason.IDLE, id="idle_plus_1_rejected"),
     ],
 )
-def test_c2_idle_window(idle_for: int, expected: Reason | None) -> None:
+def test_idle_timeout_counts_from_last_active(idle_for: int, expected: Reason | None) -> None:
     """The idle timeout counts from last_active, with the same now < limit boundary."""
     lifetime = Lifetime(max_age=DAY, idle_timeout=600)
-    assert lifetime.rejection(payload(last_active=T + 1000), T + 1000 + idle_for) == expected
+    assert lifetime.rejection(payload(last_active=START + 1000), START + 1000 + idle_for) == expected
 
 
-def test_c2_no_idle_timeout_means_no_idle_rejection() -> None:
+@pytest.mark.case("C2")
+def test_no_idle_timeout_means_no_idle_rejection() -> None:
     """Without idle_timeout, a session unused for its whole lifetime is still valid."""
-    assert Lifetime(max_age=DAY, idle_timeout=None).rejection(payload(), T + DAY - 1) is None
+    assert Lifetime(max_age=DAY, idle_timeout=None).rejection(payload(), START + DAY - 1) is None
 
 
-def test_c2_expiry_checked_before_idle() -> None:
+@pytest.mark.case("C2")
+def test_expiry_is_checked_before_idle() -> None:
     """A session both expired and idle reports EXPIRED."""
-    assert Lifetime(max_age=10, idle_timeout=5).rejection(payload(expires_at=T + 10), T + 100) == Reason.EXPIRED
+    assert Lifetime(max_age=10, idle_timeout=5).rejection(payload(expires_at=START + 10), START + 100) == Reason.EXPIRED
 
 
 def test_browser_session_never_expires_absolutely() -> None:
     """expires_at None (a browser-session cookie) has no absolute cap."""
-    assert Lifetime(max_age=None, idle_timeout=None).rejection(payload(expires_at=None), T + 10**9) is None
+    assert Lifetime(max_age=None, idle_timeout=None).rejection(payload(expires_at=None), START + 10**9) is None
 
 
 @pytest.mark.parametrize(
     ("ahead", "expected"),
     [
-        pytest.param(0, None, id="c6_now"),
-        pytest.param(1, None, id="c6_one_second_ahead"),
-        pytest.param(CLOCK_SKEW, None, id="c6_skew_limit_accepted"),
-        pytest.param(CLOCK_SKEW + 1, Reason.FUTURE, id="c5_skew_plus_1_rejected"),
-        pytest.param(365 * DAY, Reason.FUTURE, id="c5_a_year_ahead"),
+        pytest.param(0, None, id="now", marks=pytest.mark.case("C6")),
+        pytest.param(1, None, id="one_second_ahead", marks=pytest.mark.case("C6")),
+        pytest.param(CLOCK_SKEW, None, id="skew_limit_accepted", marks=pytest.mark.case("C6")),
+        pytest.param(CLOCK_SKEW + 1, Reason.FUTURE, id="skew_plus_1_rejected", marks=pytest.mark.case("C5")),
+        pytest.param(365 * DAY, Reason.FUTURE, id="a_year_ahead", marks=pytest.mark.case("C5")),
     ],
 )
-def test_c5_c6_issued_in_the_future(ahead: int, expected: Reason | None) -> None:
+def test_issued_at_in_the_future_accepted_only_within_the_skew(ahead: int, expected: Reason | None) -> None:
     """issued_at up to CLOCK_SKEW seconds ahead is accepted; further ahead is FUTURE."""
     lifetime = Lifetime(max_age=DAY, idle_timeout=600)
-    assert lifetime.rejection(payload(issued_at=T + ahead, expires_at=T + ahead + DAY), T) == expected
+    assert lifetime.rejection(payload(issued_at=START + ahead, expires_at=START + ahead + DAY), START) == expected
 
 
-def test_c5_last_active_in_the_future_rejected() -> None:
+@pytest.mark.case("C5")
+def test_last_active_in_the_future_rejected() -> None:
     """A last_active further ahead than CLOCK_SKEW (dodging the idle timeout) is FUTURE."""
     lifetime = Lifetime(max_age=DAY, idle_timeout=600)
-    assert lifetime.rejection(payload(last_active=T + CLOCK_SKEW), T) is None
-    assert lifetime.rejection(payload(last_active=T + CLOCK_SKEW + 1), T) == Reason.FUTURE
-    assert lifetime.rejection(payload(last_active=MAX_TIMESTAMP), T) == Reason.FUTURE
+    assert lifetime.rejection(payload(last_active=START + CLOCK_SKEW), START) is None
+    assert lifetime.rejection(payload(last_active=START + CLOCK_SKEW + 1), START) == Reason.FUTURE
+    assert lifetime.rejection(payload(last_active=MAX_TIMESTAMP), START) == Reason.FUTURE
 
 
+@pytest.mark.case("C3")
 @pytest.mark.parametrize("idle_timeout", [4, 100, 600, 3601, 86_400])
-def test_c3_renewal_threshold_is_exactly_a_quarter(idle_timeout: int) -> None:
+def test_renewal_threshold_is_exactly_a_quarter(idle_timeout: int) -> None:
     """Renewal is due once idle_timeout / RENEW_FRACTION seconds have passed, not a second before."""
     lifetime = Lifetime(max_age=None, idle_timeout=idle_timeout)
     threshold = idle_timeout / RENEW_FRACTION
     first_due = int(threshold) if threshold == int(threshold) else int(threshold) + 1
-    assert not lifetime.renewal_due(T, T + first_due - 1)
-    assert lifetime.renewal_due(T, T + first_due)
+    assert not lifetime.renewal_due(START, START + first_due - 1)
+    assert lifetime.renewal_due(START, START + first_due)
     assert RENEW_FRACTION == 4
 
 
-def test_c3_no_renewal_without_idle_timeout() -> None:
+@pytest.mark.case("C3")
+def test_no_renewal_due_without_idle_timeout() -> None:
     """Without idle_timeout, nothing is ever resealed just for time passing."""
-    assert not Lifetime(max_age=DAY, idle_timeout=None).renewal_due(T, T + 10 * DAY)
+    assert not Lifetime(max_age=DAY, idle_timeout=None).renewal_due(START, START + 10 * DAY)
 
 
-def test_c3_renewal_keeps_absolute_expiry() -> None:
+@pytest.mark.case("C3")
+def test_renewal_keeps_the_absolute_expiry() -> None:
     """Renewing (a fresh last_active) never moves expires_at, so the absolute limit still holds."""
     lifetime = Lifetime(max_age=1000, idle_timeout=400)
-    expires_at = lifetime.expires_at(T)
-    assert expires_at == T + 1000
-    renewed = payload(T, expires_at, T + 900)
-    assert lifetime.rejection(renewed, T + 999) is None
-    assert lifetime.rejection(renewed, T + 1000) == Reason.EXPIRED
+    expires_at = lifetime.expires_at(START)
+    assert expires_at == START + 1000
+    renewed = payload(START, expires_at, START + 900)
+    assert lifetime.rejection(renewed, START + 999) is None
+    assert lifetime.rejection(renewed, START + 1000) == Reason.EXPIRED
 
 
+@pytest.mark.case("C8")
 @pytest.mark.parametrize(
     ("max_age", "idle_timeout", "now", "expected"),
     [
-        pytest.param(DAY, None, T, DAY, id="c8_max_age_only"),
-        pytest.param(DAY, None, T + 3600, DAY - 3600, id="c8_max_age_counts_down"),
-        pytest.param(DAY, 600, T, 600, id="c8_idle_shorter"),
-        pytest.param(DAY, 600, T + DAY - 100, 100, id="c8_expiry_shorter_than_idle"),
-        pytest.param(None, 600, T, None, id="c8_idle_only_is_still_a_browser_session_cookie"),
-        pytest.param(None, None, T, None, id="c8_browser_session"),
+        pytest.param(DAY, None, START, DAY, id="max_age_only"),
+        pytest.param(DAY, None, START + 3600, DAY - 3600, id="max_age_counts_down"),
+        pytest.param(DAY, 600, START, 600, id="idle_shorter"),
+        pytest.param(DAY, 600, START + DAY - 100, 100, id="expiry_shorter_than_idle"),
+        pytest.param(None, 600, START, None, id="idle_only_is_still_a_browser_session_cookie"),
+        pytest.param(None, None, START, None, id="browser_session"),
     ],
 )
-def test_c8_cookie_max_age_matches_expiry(
+def test_cookie_max_age_is_the_time_left(
     max_age: int | None, idle_timeout: int | None, now: int, expected: int | None
 ) -> None:
     """Max-Age is the time left before we would refuse the cookie, or absent for a browser-session cookie."""
     lifetime = Lifetime(max_age=max_age, idle_timeout=idle_timeout)
-    expires_at = lifetime.expires_at(T)
+    expires_at = lifetime.expires_at(START)
     max_age_sent = lifetime.cookie_max_age(expires_at, now)
     assert max_age_sent == expected
     if max_age_sent is not None:  # refused exactly when the browser forgets it (sealed at now)
@@ -145,20 +152,20 @@ def test_c8_cookie_max_age_matches_expiry(
 
 def test_expires_at_stays_within_what_a_cookie_carries() -> None:
     """A huge max_age caps expires_at at 2**63-1, and a negative one gives 1, never 0 ("no expiry")."""
-    assert expiry(T, 10**30) == MAX_TIMESTAMP
-    assert expiry(T, -T) == 1
-    assert expiry(T, -(10**30)) == 1
-    assert expiry(T, 0) == T
-    assert expiry(T, None) is None
-    assert Lifetime(max_age=10**30, idle_timeout=None).expires_at(T) == MAX_TIMESTAMP
-    assert len(encode(b"{}", T, expiry(T, 10**30), T)) == 26  # fits the 8-byte header field
+    assert expiry(START, 10**30) == MAX_TIMESTAMP
+    assert expiry(START, -START) == 1
+    assert expiry(START, -(10**30)) == 1
+    assert expiry(START, 0) == START
+    assert expiry(START, None) is None
+    assert Lifetime(max_age=10**30, idle_timeout=None).expires_at(START) == MAX_TIMESTAMP
+    assert len(encode(b"{}", START, expiry(START, 10**30), START)) == 26  # fits the 8-byte header field
 
 
 def test_zero_and_negative_max_age_expire_at_once() -> None:
     """max_age 0 or negative is allowed (as in Starlette) and gives sessions that are already expired."""
     for max_age in (0, -1, -DAY):
         lifetime = Lifetime(max_age=max_age, idle_timeout=None)
-        assert lifetime.rejection(payload(expires_at=lifetime.expires_at(T)), T) == Reason.EXPIRED
+        assert lifetime.rejection(payload(expires_at=lifetime.expires_at(START)), START) == Reason.EXPIRED
 
 
 @pytest.mark.parametrize(

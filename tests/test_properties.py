@@ -7,7 +7,6 @@ tests/fixtures/cookies_v1.json is replayed as explicit examples (K4).
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +19,8 @@ from hypothesis import strategies as st
 from sealed_sessions import InvalidCookie, Opened, Reason, Sealer, SessionDataError, SessionTooLarge
 from sealed_sessions._envelope import HEADER_SIZE, MAC_SIZE, MAX_COOKIE_VALUE
 from sealed_sessions.testing import seal, unseal
+from tests.helpers import KEY_A, KEY_B, KEY_C, START, b64, unb64
 
-KEY_A = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
-KEY_B = "Qk3zT0Yc2sR8wW5eL1aN6hJ9uI4oP7gF2dS5aZ8xC1v"
-KEY_C = "m9N2b5V8c1X4z7L0k3J6h9G2f5D8s1A4q7W0e3R6t9Y"
-T = 1_800_000_000
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 SEALER = Sealer([KEY_A, KEY_B, KEY_C])
 
@@ -56,60 +52,55 @@ def open_or_reason(value: str) -> Opened | Reason:
         return exc.reason
 
 
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def assert_only_invalid(value: str) -> None:
-    result = open_or_reason(value)
-    if isinstance(result, Opened):
+    """``value`` is refused with a reason (any other exception fails the test), unless we sealed it."""
+    if isinstance(open_or_reason(value), Opened):
         assert value in GOOD, "a value we never sealed opened"
-    else:
-        assert isinstance(result, Reason)
 
 
 # -- K1: arbitrary input only ever comes out as "invalid" --------------------------------------
 
 
+@pytest.mark.case("K1")
 @FAST
 @with_seeds()
 @given(value=st.text(max_size=300))
-def test_k1_arbitrary_text(value: str) -> None:
+def test_arbitrary_text_is_only_ever_invalid(value: str) -> None:
     """Any text, including non-ASCII and control characters, opens or raises InvalidCookie, nothing else."""
     assert_only_invalid(value)
 
 
+@pytest.mark.case("K1")
 @FAST
 @given(raw=st.binary(max_size=400))
-def test_k1_arbitrary_bytes_as_latin1(raw: bytes) -> None:
+def test_arbitrary_bytes_as_latin1_are_only_ever_invalid(raw: bytes) -> None:
     """Any bytes as a Cookie header would carry them (latin-1) raise only InvalidCookie."""
     assert_only_invalid(raw.decode("latin-1"))
 
 
+@pytest.mark.case("K1")
 @FAST
 @given(value=st.text(alphabet=ALPHABET, min_size=55, max_size=400))
-def test_k1_base64url_text(value: str) -> None:
+def test_base64url_text_is_only_ever_invalid(value: str) -> None:
     """Text in the base64url alphabet, long enough to pass the length check, raises only InvalidCookie."""
     assert_only_invalid(value)
 
 
+@pytest.mark.case("K1")
 @FAST
 @given(
     key_id=st.sampled_from(SEALER.keys.key_ids),
     body=st.binary(min_size=24 + MAC_SIZE, max_size=300),
 )
-def test_k1_well_formed_envelopes_fail_the_mac(key_id: bytes, body: bytes) -> None:
+def test_well_formed_envelopes_with_random_contents_fail_the_mac(key_id: bytes, body: bytes) -> None:
     """A well-formed envelope with our version and one of our key ids, but random contents, is BAD_MAC."""
     assert open_or_reason(b64(b"\x01" + key_id + body)) == Reason.BAD_MAC
 
 
+@pytest.mark.case("K1")
 @settings(max_examples=10, deadline=None)
 @given(size=st.integers(MAX_COOKIE_VALUE + 1, 50_000), char=st.sampled_from("A_-!é"))
-def test_k1_oversized_text_is_too_large(size: int, char: str) -> None:
+def test_oversized_text_is_too_large(size: int, char: str) -> None:
     """Anything longer than MAX_COOKIE_VALUE is TOO_LARGE."""
     assert open_or_reason(char * size) == Reason.TOO_LARGE
 
@@ -130,9 +121,10 @@ json_values = st.recursive(
 )
 
 
+@pytest.mark.case("K2")
 @FAST
 @given(data=st.dictionaries(st.text(max_size=12), json_values, max_size=6), issued_at=st.integers(1, 2**40))
-def test_k2_json_round_trip(data: dict[str, Any], issued_at: int) -> None:
+def test_any_json_session_round_trips(data: dict[str, Any], issued_at: int) -> None:
     """Any dict of JSON values comes back equal with the same JSON types, or is refused as too large."""
     try:
         value = seal(KEY_A, data, issued_at=issued_at, max_age=3600)
@@ -157,12 +149,13 @@ anything = st.recursive(
 )
 
 
+@pytest.mark.case("K2")
 @FAST
 @given(data=st.dictionaries(st.text(any_char, max_size=5), anything, max_size=4))
-def test_k2_anything_either_round_trips_or_fails_at_write(data: dict[str, Any]) -> None:
+def test_any_python_value_round_trips_or_fails_at_write(data: dict[str, Any]) -> None:
     """Arbitrary Python values (including lone surrogates) either round-trip or raise SessionDataError at seal time."""
     try:
-        value = seal(KEY_A, data, issued_at=T)
+        value = seal(KEY_A, data, issued_at=START)
     except (SessionDataError, SessionTooLarge):
         return
     opened = unseal(KEY_A, value).data
@@ -172,10 +165,11 @@ def test_k2_anything_either_round_trips_or_fails_at_write(data: dict[str, Any]) 
 # -- K3: mutations of valid cookies ------------------------------------------------------------
 
 
+@pytest.mark.case("K3")
 @FAST
 @with_seeds(position=0, replacement="A")
 @given(value=st.sampled_from(sorted(GOOD)), position=st.integers(0, 10_000), replacement=st.sampled_from(ALPHABET))
-def test_k3_single_character_change_rejected(value: str, position: int, replacement: str) -> None:
+def test_single_character_change_rejected(value: str, position: int, replacement: str) -> None:
     """Replacing any one character of a valid cookie with another base64url character is rejected."""
     position %= len(value)
     if value[position] == replacement:
@@ -184,9 +178,10 @@ def test_k3_single_character_change_rejected(value: str, position: int, replacem
     assert isinstance(open_or_reason(changed), Reason)
 
 
-def test_k3_every_single_character_change_exhaustive() -> None:
+@pytest.mark.case("K3")
+def test_every_single_character_change_rejected_exhaustively() -> None:
     """For one valid cookie, all 63 replacements at every position are rejected (no sampling)."""
-    value = seal(KEY_A, {"user_id": 42}, issued_at=T, nonce=bytes(range(24)))
+    value = seal(KEY_A, {"user_id": 42}, issued_at=START, nonce=bytes(range(24)))
     assert not isinstance(open_or_reason(value), Reason)
     for position, original in enumerate(value):
         for replacement in ALPHABET:
@@ -222,10 +217,11 @@ def mutate(value: str, steps: list[tuple[str, int, str]]) -> str:
     return value
 
 
+@pytest.mark.case("K3")
 @FAST
 @with_seeds(steps=[("flip", 3, "0")])
 @given(value=st.sampled_from(sorted(GOOD)), steps=st.lists(mutation, min_size=1, max_size=5))
-def test_k3_random_mutations_never_give_another_session(value: str, steps: list[tuple[str, int, str]]) -> None:
+def test_random_mutations_never_give_another_session(value: str, steps: list[tuple[str, int, str]]) -> None:
     """Inserting, deleting or replacing characters, or flipping bits, never yields a session other than the original."""
     mutated = mutate(value, steps)
     result = open_or_reason(mutated)
@@ -239,8 +235,9 @@ def test_k3_random_mutations_never_give_another_session(value: str, steps: list[
 # -- K4: the corpus itself ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("entry", OPENS, ids=[f"k4_{e['id']}" for e in OPENS])
-def test_k4_corpus_seeds_open_in_the_property_harness(entry: dict[str, Any]) -> None:
+@pytest.mark.case("K4")
+@pytest.mark.parametrize("entry", OPENS, ids=[e["id"] for e in OPENS])
+def test_corpus_seeds_open_in_the_property_harness(entry: dict[str, Any]) -> None:
     """The corpus cookies used as seeds above do open with the harness's ring, so the seeds exercise success too."""
     result = open_or_reason(entry["cookie"])
     assert isinstance(result, Opened)

@@ -93,6 +93,12 @@ def test_error_tree_has_one_root() -> None:
     assert all(issubclass(e, sealed_sessions.SealedSessionsError) for e in errors)
 
 
+def test_errors_are_also_the_builtin_errors_they_refine() -> None:
+    """ConfigurationError is a ValueError and SessionDataError a TypeError, so plain ``except`` clauses still match."""
+    assert issubclass(sealed_sessions.ConfigurationError, ValueError)
+    assert issubclass(sealed_sessions.SessionDataError, TypeError)
+
+
 BLOCKED_IMPORT = """
 import sys
 for name in ("fastapi", "sqlalchemy", "pydantic", "aiosqlite", "asyncpg", "aiomysql", "asyncmy", "httpx"):

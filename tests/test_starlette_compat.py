@@ -8,11 +8,8 @@ default), and the secret must be strong (``KEY_A`` instead of ``"example"``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI, Request
 from starlette.applications import Starlette
@@ -23,10 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from sealed_sessions import ConfigurationError, Session, SessionMiddleware
+from tests.helpers import KEY_A, ClientFactory
 
-ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-
-KEY_A = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
 MAX_AGE_RE = re.compile(r"; Max-Age=([0-9]+);")
 PATH_RE = re.compile(r"; path=(\S+);")
 VALUE_RE = re.compile(r"session=([^;]*);")

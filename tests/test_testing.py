@@ -11,19 +11,16 @@ import pytest
 
 from sealed_sessions import ConfigurationError, InvalidCookie, Reason, SessionDataError, SessionTooLarge
 from sealed_sessions.testing import UnsealedCookie, seal, unseal
+from tests.helpers import KEY_A, KEY_B, START
 
-KEY_A = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
-KEY_B = "Qk3zT0Yc2sR8wW5eL1aN6hJ9uI4oP7gF2dS5aZ8xC1v"
-T = 1_800_000_000
-
-# Regenerate or extend with `.venv/bin/python tests/fixtures/make_cookies_v1.py` (append-only: see its docstring).
+# Regenerate or extend with `.venv/bin/python -m tests.fixtures.make_cookies_v1` (append-only: see its docstring).
 CORPUS = json.loads((Path(__file__).parent / "fixtures" / "cookies_v1.json").read_text("utf-8"))
 
 
 def test_round_trip_with_every_field() -> None:
     """unseal returns exactly the data and timestamps seal was given."""
-    value = seal(KEY_A, {"user_id": 7, "cart": [1, 2]}, max_age=3600, issued_at=T, last_active=T + 60)
-    assert unseal(KEY_A, value) == UnsealedCookie({"user_id": 7, "cart": [1, 2]}, T, T + 3600, T + 60, True)
+    value = seal(KEY_A, {"user_id": 7, "cart": [1, 2]}, max_age=3600, issued_at=START, last_active=START + 60)
+    assert unseal(KEY_A, value) == UnsealedCookie({"user_id": 7, "cart": [1, 2]}, START, START + 3600, START + 60, True)
 
 
 def test_defaults_issued_now_last_active_equal_two_weeks() -> None:
@@ -38,7 +35,7 @@ def test_defaults_issued_now_last_active_equal_two_weeks() -> None:
 
 def test_browser_session_cookie_has_no_expiry() -> None:
     """max_age=None seals a session with no absolute expiry."""
-    assert unseal(KEY_A, seal(KEY_A, {"a": 1}, max_age=None, issued_at=T)).expires_at is None
+    assert unseal(KEY_A, seal(KEY_A, {"a": 1}, max_age=None, issued_at=START)).expires_at is None
 
 
 def test_unseal_does_not_judge_expiry() -> None:
@@ -49,7 +46,7 @@ def test_unseal_does_not_judge_expiry() -> None:
 
 def test_cookie_name_and_key_ring_respected() -> None:
     """A cookie sealed for a name opens only under that name; an older key is reported as such."""
-    value = seal(KEY_B, {"a": 1}, session_cookie="__Host-sid", issued_at=T)
+    value = seal(KEY_B, {"a": 1}, session_cookie="__Host-sid", issued_at=START)
     assert unseal([KEY_A, KEY_B], value, session_cookie="__Host-sid").sealed_with_current_key is False
     with pytest.raises(InvalidCookie) as info:
         unseal(KEY_B, value)
@@ -61,9 +58,9 @@ def test_cookie_name_and_key_ring_respected() -> None:
 
 def test_fixed_nonce_is_deterministic() -> None:
     """With a fixed nonce and timestamps, seal gives the same value every time; without, never."""
-    args: dict[str, Any] = {"issued_at": T, "nonce": bytes(24)}
+    args: dict[str, Any] = {"issued_at": START, "nonce": bytes(24)}
     assert seal(KEY_A, {"a": 1}, **args) == seal(KEY_A, {"a": 1}, **args)
-    assert seal(KEY_A, {"a": 1}, issued_at=T) != seal(KEY_A, {"a": 1}, issued_at=T)
+    assert seal(KEY_A, {"a": 1}, issued_at=START) != seal(KEY_A, {"a": 1}, issued_at=START)
 
 
 def test_seal_refuses_bad_input() -> None:
@@ -89,10 +86,11 @@ def test_seal_refuses_a_value_that_could_never_open() -> None:
 
 def test_seal_huge_max_age_still_seals() -> None:
     """A max_age too large for the cookie's 64-bit field seals as "practically never" instead of crashing."""
-    assert unseal(KEY_A, seal(KEY_A, {"a": 1}, issued_at=T, max_age=10**30)).expires_at == 2**63 - 1
+    assert unseal(KEY_A, seal(KEY_A, {"a": 1}, issued_at=START, max_age=10**30)).expires_at == 2**63 - 1
 
 
-def test_k4_corpus_is_well_formed() -> None:
+@pytest.mark.case("K4")
+def test_corpus_is_well_formed() -> None:
     """The corpus has unique ids, both sections, and only ASCII (no hidden bidi characters in the repo)."""
     text = (Path(__file__).parent / "fixtures" / "cookies_v1.json").read_text("utf-8")
     assert text.isascii()
@@ -102,8 +100,9 @@ def test_k4_corpus_is_well_formed() -> None:
     assert len(CORPUS["refused"]) >= 5
 
 
-@pytest.mark.parametrize("entry", CORPUS["opens"], ids=[f"e4_{e['id']}" for e in CORPUS["opens"]])
-def test_e4_cookies_from_released_versions_still_open(entry: dict[str, Any]) -> None:
+@pytest.mark.case("E4")
+@pytest.mark.parametrize("entry", CORPUS["opens"], ids=[e["id"] for e in CORPUS["opens"]])
+def test_cookies_from_released_versions_still_open(entry: dict[str, Any]) -> None:
     """Every cookie in the corpus, sealed by a released version, opens to its recorded data and timestamps."""
     opened = unseal(entry["open_keys"], entry["cookie"], session_cookie=entry["cookie_name"])
     assert opened == UnsealedCookie(
@@ -111,8 +110,9 @@ def test_e4_cookies_from_released_versions_still_open(entry: dict[str, Any]) -> 
     )
 
 
-@pytest.mark.parametrize("entry", CORPUS["refused"], ids=[f"k4_{e['id']}" for e in CORPUS["refused"]])
-def test_k4_corpus_regressions_still_refused(entry: dict[str, Any]) -> None:
+@pytest.mark.case("K4")
+@pytest.mark.parametrize("entry", CORPUS["refused"], ids=[e["id"] for e in CORPUS["refused"]])
+def test_corpus_regressions_are_still_refused(entry: dict[str, Any]) -> None:
     """Every recorded bad value (authentic but unreadable, or for another name) is refused with its reason."""
     with pytest.raises(InvalidCookie) as info:
         unseal(entry["open_keys"], entry["cookie"], session_cookie=entry["cookie_name"])

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from examples.demo.settings import Settings
+from tests.helpers import KEY_A
 
-from .harness import CLUSTER_SIZE, DEMO_KEY, DemoServer, demo_cluster, fresh_postgres_database
+from .harness import CLUSTER_SIZE, DemoServer, demo_cluster, fresh_postgres_database
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def demo_settings(tmp_path: Path) -> Settings:
     """Settings for an in-process demo: a temporary SQLite file, a fixed key, a cheap password hash."""
     return Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
-        keys=(DEMO_KEY,),
+        keys=(KEY_A,),
         https_only=True,
         instance_name="test-instance",
         scrypt_n=2**10,

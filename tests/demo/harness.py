@@ -27,11 +27,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import KEY_A
 
-# The same fixed test keys as tests/conftest.py (not importable under --import-mode=importlib).
-DEMO_KEY = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
-OTHER_KEY = "Qk3zT0Yc2sR8wW5eL1aN6hJ9uI4oP7gF2dS5aZ8xC1v"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CLUSTER_SIZE = 3
 """Demo processes in the several-servers test: as many as docker-compose.yml runs replicas."""
@@ -119,7 +117,7 @@ def stop_server(server: DemoServer) -> None:
 
 
 @contextmanager
-def demo_cluster(count: int, database_url: str, log_dir: Path, keys: str = DEMO_KEY) -> Iterator[list[DemoServer]]:
+def demo_cluster(count: int, database_url: str, log_dir: Path, keys: str = KEY_A) -> Iterator[list[DemoServer]]:
     """``count`` demo processes sharing ``keys`` and ``database_url``; all started together, like compose."""
     env = {
         **os.environ,

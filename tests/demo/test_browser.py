@@ -42,7 +42,8 @@ def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[DemoS
         yield servers
 
 
-async def test_g3_browser_login_httponly_and_logout_other_devices(two_servers: list[DemoServer]) -> None:
+@pytest.mark.case("G3")
+async def test_browser_login_httponly_and_logout_other_devices(two_servers: list[DemoServer]) -> None:
     """Chromium: form login works, scripts cannot see the cookie, another device's revoke sends this one to login."""
     app1, app2 = two_servers
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

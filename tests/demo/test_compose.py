@@ -17,8 +17,9 @@ import pytest
 
 from examples.demo import Settings, create_app
 from examples.demo.settings import DATABASE_URL_ENV, HTTPS_ONLY_ENV, INSTANCE_NAME_ENV, KEYS_ENV
+from tests.helpers import KEY_A
 
-from .harness import CLUSTER_SIZE, DEMO_KEY, REPO_ROOT
+from .harness import CLUSTER_SIZE, REPO_ROOT
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed (it reads docker-compose.yml)")
 
@@ -121,12 +122,12 @@ def test_compose_environment_builds_settings_and_the_app() -> None:
     """The replicas' environment, with the .env values filled in, gives valid Settings and a working create_app."""
     data = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     env = data["services"]["app1"]["environment"]
-    dot_env = {KEYS_ENV: DEMO_KEY}  # what .env provides; DEMO_HTTPS_ONLY falls back to its default
+    dot_env = {KEYS_ENV: KEY_A}  # what .env provides; DEMO_HTTPS_ONLY falls back to its default
     filled = {name: interpolate(value, dot_env) for name, value in env.items()}
     with pytest.raises(AssertionError, match=KEYS_ENV):
         interpolate(env[KEYS_ENV], {})  # without .env, compose refuses to start
     settings = Settings.from_env(filled)
-    assert settings.keys == (DEMO_KEY,)
+    assert settings.keys == (KEY_A,)
     assert settings.database_url.startswith("postgresql+asyncpg://")
     assert settings.https_only is False
     assert settings.instance_name == "app1"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import httpx
@@ -20,8 +20,7 @@ from examples.demo.models import User
 from examples.demo.passwords import hash_password, verify_password
 from examples.demo.settings import KEYS_ENV
 from sealed_sessions import _cli as cli
-
-ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+from tests.helpers import ClientFactory
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "staple of the seventh moon"
@@ -72,7 +71,8 @@ def is_deletion(header: str) -> bool:
 # -- HTML ---------------------------------------------------------------------------------------
 
 
-async def test_g1_html_journey_register_profile_logout_login(
+@pytest.mark.case("G1")
+async def test_html_journey_register_profile_logout_login(
     demo_settings: Settings, client_factory: ClientFactory
 ) -> None:
     """Register, see the profile with login time and expiry, log out, be sent to login, log in again."""
@@ -201,7 +201,8 @@ async def test_html_escapes_what_users_typed(demo_settings: Settings, client_fac
         assert "<b>x</b>" not in page
 
 
-async def test_g3_g5_html_logout_others_keeps_this_device_and_ends_the_other(
+@pytest.mark.case("G3", "G5")
+async def test_html_logout_others_keeps_this_device_and_ends_the_other(
     demo_settings: Settings, client_factory: ClientFactory
 ) -> None:
     """ "Log out all other devices" on the laptop keeps the laptop and sends the phone to the login page."""
@@ -223,7 +224,8 @@ async def test_g3_g5_html_logout_others_keeps_this_device_and_ends_the_other(
         assert any(is_deletion(h) for h in set_cookies(response))
 
 
-async def test_g4_g5_html_password_change_keeps_this_device_and_ends_the_other(
+@pytest.mark.case("G4", "G5")
+async def test_html_password_change_keeps_this_device_and_ends_the_other(
     demo_settings: Settings, client_factory: ClientFactory
 ) -> None:
     """A password change keeps this device, ends the other one, and only the new password logs in."""
@@ -245,7 +247,8 @@ async def test_g4_g5_html_password_change_keeps_this_device_and_ends_the_other(
         assert (await form_login(phone, "dee@example.com", NEW_PASSWORD)).status_code == 303
 
 
-async def test_g2_plain_logout_does_not_revoke_a_copied_cookie(
+@pytest.mark.case("G2")
+async def test_plain_logout_does_not_revoke_a_copied_cookie(
     demo_settings: Settings, client_factory: ClientFactory
 ) -> None:
     """Documented limit: a copy of the cookie taken before a plain logout still works; logout-others ends it."""
@@ -261,7 +264,8 @@ async def test_g2_plain_logout_does_not_revoke_a_copied_cookie(
         assert (await thief.get("/api/me")).status_code == 401
 
 
-async def test_g6_deleted_user_is_refused(demo_settings: Settings, client_factory: ClientFactory) -> None:
+@pytest.mark.case("G6")
+async def test_deleted_user_is_refused(demo_settings: Settings, client_factory: ClientFactory) -> None:
     """When the user's row is deleted, the HTML pages send the session to login and the API answers 401."""
     async with running(demo_settings) as app, client_factory(app) as browser, client_factory(app) as api:
         await form_register(browser, "gone@example.com")
@@ -277,7 +281,8 @@ async def test_g6_deleted_user_is_refused(demo_settings: Settings, client_factor
 # -- JSON API -----------------------------------------------------------------------------------
 
 
-async def test_g1_api_journey(demo_settings: Settings, client_factory: ClientFactory) -> None:
+@pytest.mark.case("G1")
+async def test_api_journey_register_me_logout_login(demo_settings: Settings, client_factory: ClientFactory) -> None:
     """Register (201), me (200 with times and server), logout (204), me (401 with a challenge), login (200)."""
     async with running(demo_settings) as app, client_factory(app) as client:
         response = await client.post("/api/register", json={"email": "fay@example.com", "password": PASSWORD})
@@ -338,7 +343,10 @@ async def test_api_post_without_json_content_type_is_415(
         assert (await client.get("/api/me")).status_code == 200
 
 
-async def test_g3_g5_api_two_devices_logout_others(demo_settings: Settings, client_factory: ClientFactory) -> None:
+@pytest.mark.case("G3", "G5")
+async def test_api_logout_others_from_one_of_two_devices(
+    demo_settings: Settings, client_factory: ClientFactory
+) -> None:
     """The API's logout-others keeps the calling device; the other gets 401 and a deletion cookie."""
     async with running(demo_settings) as app, client_factory(app) as laptop, client_factory(app) as phone:
         await laptop.post("/api/register", json={"email": "hal@example.com", "password": PASSWORD})
@@ -355,7 +363,10 @@ async def test_g3_g5_api_two_devices_logout_others(demo_settings: Settings, clie
         assert (await laptop.get("/api/me")).status_code == 200
 
 
-async def test_g4_api_password_change(demo_settings: Settings, client_factory: ClientFactory) -> None:
+@pytest.mark.case("G4")
+async def test_api_password_change_ends_the_other_sessions(
+    demo_settings: Settings, client_factory: ClientFactory
+) -> None:
     """The API's password change checks the current password, keeps this device and ends the other."""
     async with running(demo_settings) as app, client_factory(app) as laptop, client_factory(app) as phone:
         await laptop.post("/api/register", json={"email": "ivy@example.com", "password": PASSWORD})
@@ -373,7 +384,8 @@ async def test_g4_api_password_change(demo_settings: Settings, client_factory: C
         assert relogin.status_code == 200
 
 
-async def test_h1_database_down_gives_503_and_keeps_the_cookie(
+@pytest.mark.case("H1")
+async def test_database_down_gives_503_and_keeps_the_cookie(
     demo_settings: Settings, client_factory: ClientFactory
 ) -> None:
     """With the database unreachable, the API answers 503 with Retry-After and leaves the cookie alone."""
@@ -421,7 +433,8 @@ def test_settings_from_env_reads_keys_database_and_https() -> None:
         Settings.from_env({"DEMO_HTTPS_ONLY": "maybe"})
 
 
-def test_d7_missing_keys_give_a_loud_dev_key_that_is_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.case("D7")
+def test_missing_keys_give_a_loud_dev_key_that_is_never_logged(caplog: pytest.LogCaptureFixture) -> None:
     """Without SEALED_SESSIONS_KEYS the demo makes a random key, warns that it is insecure, and never logs it."""
     with caplog.at_level(logging.WARNING, logger="examples.demo"):
         first = Settings(keys=()).session_keys()
@@ -445,8 +458,9 @@ def test_bad_key_in_the_environment_fails_at_startup() -> None:
         create_app(Settings(database_url="sqlite+aiosqlite://", keys=("too-short",)))
 
 
+@pytest.mark.case("F13")
 @pytest.mark.parametrize("https_only", [True, False], ids=["https", "plain-http"])
-async def test_f13_https_only_setting_controls_secure_and_plain_http_warns(
+async def test_https_only_setting_controls_secure_and_plain_http_warns(
     demo_settings: Settings, client_factory: ClientFactory, caplog: pytest.LogCaptureFixture, https_only: bool
 ) -> None:
     """DEMO_HTTPS_ONLY decides the Secure flag, and plain-HTTP mode is announced loudly as development only."""

@@ -22,7 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .harness import DEMO_KEY, REPO_ROOT, DemoServer
+from tests.helpers import KEY_A
+
+from .harness import REPO_ROOT, DemoServer
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "staple of the seventh moon"
@@ -80,8 +82,9 @@ async def test_healthz_names_each_process(three_servers: list[DemoServer]) -> No
     assert len({s.process.pid for s in three_servers}) == 3
 
 
+@pytest.mark.case("G3", "G4", "M1")
 @pytest.mark.parametrize("revocation", ["logout-others", "password-change"])
-async def test_g3_g4_m1_login_on_one_served_by_the_others_revoked_on_the_third(
+async def test_login_on_one_process_is_served_by_the_others_and_revoked_on_the_third(
     three_servers: list[DemoServer], revocation: str
 ) -> None:
     """Log in on app1, be served by app2 and app3; revoke on app3; app1 and app2 refuse the old sessions at once."""
@@ -129,11 +132,12 @@ async def test_g3_g4_m1_login_on_one_served_by_the_others_revoked_on_the_third(
     cookies = [c for d in (laptop, phone, tablet) for c in d.seen]
     for server in three_servers:  # M1: neither the key nor any cookie value reached a log line
         log = server.log()
-        assert DEMO_KEY not in log
+        assert KEY_A not in log
         assert not [c for c in cookies if c in log]
 
 
-async def test_i1_requests_after_the_rotation_commits_are_refused_everywhere(three_servers: list[DemoServer]) -> None:
+@pytest.mark.case("I1")
+async def test_requests_after_the_rotation_commits_are_refused_everywhere(three_servers: list[DemoServer]) -> None:
     """Old-cookie requests racing a revocation: every one sent after the revoke returned is refused, on both others."""
     app1, app2, app3 = three_servers
     email = unique_email()
@@ -174,7 +178,8 @@ async def test_i1_requests_after_the_rotation_commits_are_refused_everywhere(thr
     assert {status for _, status in outcomes} <= {200, 401}  # never a 5xx under the race
 
 
-def test_d1_a_weak_key_stops_the_process_with_a_clear_message(tmp_path: Path) -> None:
+@pytest.mark.case("D1")
+def test_weak_key_stops_the_process_with_a_clear_message(tmp_path: Path) -> None:
     """A weak SEALED_SESSIONS_KEYS makes `python -m examples.demo` exit 2 before serving, saying how to fix it."""
     weak = "tiny-secret-value"
     result = subprocess.run(

@@ -12,14 +12,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .conftest import KEY_A
+from tests.helpers import KEY_A, ClientFactory
+
 from .faultproxy import FaultProxy, Mode
 from .sealedapp import TestApp, build_app, create_users, drop_table
 
@@ -44,7 +44,7 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(postgres_url: str, table_name: str, client_factory: Any) -> AsyncIterator[Rig]:
+async def rig(postgres_url: str, table_name: str, client_factory: ClientFactory) -> AsyncIterator[Rig]:
     url = make_url(postgres_url)
     direct = create_async_engine(url)
     async with AsyncExitStack() as stack:
@@ -116,16 +116,17 @@ async def _no_leak(rig: Rig) -> None:
     raise AssertionError(f"{rig.engine.pool.checkedout()} connection(s) still checked out")  # type: ignore[attr-defined]
 
 
+@pytest.mark.case("H5", "H6", "H7")
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param("refuse", id="h1-refused"),
-        pytest.param("cut", id="h5-cut-mid-query"),
-        pytest.param("stall", id="h3-stalled"),
-        pytest.param("slow", id="h3-slow-past-timeout"),
+        pytest.param("refuse", id="refused", marks=pytest.mark.case("H1")),
+        pytest.param("cut", id="cut-mid-query"),
+        pytest.param("stall", id="stalled", marks=pytest.mark.case("H3")),
+        pytest.param("slow", id="slow-past-timeout", marks=pytest.mark.case("H3")),
     ],
 )
-async def test_h1_h3_h5_h6_h7_fault_gives_503_keeps_cookie_and_recovers(
+async def test_database_fault_gives_a_generic_503_keeps_the_cookie_and_recovers(
     rig: Rig, mode: Mode, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A refused, cut, stalled or slow database gives a fast generic 503 that keeps the cookie, and heals."""
@@ -143,7 +144,8 @@ async def test_h1_h3_h5_h6_h7_fault_gives_503_keeps_cookie_and_recovers(
     assert cookie not in logged and KEY_A not in logged and "SELECT" not in logged
 
 
-async def test_h2_pool_exhausted_gives_503_within_pool_timeout(rig: Rig) -> None:
+@pytest.mark.case("H2")
+async def test_exhausted_pool_gives_503_within_the_pool_timeout(rig: Rig) -> None:
     """With every pooled connection held, an authenticated request gets 503 after the pool timeout, not a hang."""
     cookie = await _logged_in(rig)
     held = [await rig.engine.connect() for _ in range(2)]
@@ -156,7 +158,8 @@ async def test_h2_pool_exhausted_gives_503_within_pool_timeout(rig: Rig) -> None
     await _no_leak(rig)
 
 
-async def test_h2_pool_exhausted_by_concurrent_requests(rig: Rig) -> None:
+@pytest.mark.case("H2")
+async def test_pool_exhausted_by_concurrent_requests_gives_503s_then_recovers(rig: Rig) -> None:
     """Concurrent requests on a stalled database exhaust the pool: all end as 503 in bounded time, then recover."""
     cookie = await _logged_in(rig)
     await rig.proxy.set_mode("stall")
@@ -168,7 +171,8 @@ async def test_h2_pool_exhausted_by_concurrent_requests(rig: Rig) -> None:
     await _no_leak(rig)
 
 
-async def test_h4_database_restart_stale_pool_at_most_one_503(rig: Rig) -> None:
+@pytest.mark.case("H4")
+async def test_database_restart_costs_at_most_one_503(rig: Rig) -> None:
     """After every pooled connection dies (a restart), at most one request gets 503 and the rest succeed."""
     cookie = await _logged_in(rig)
     # Fill the pool with two connections, so both are stale after the restart.

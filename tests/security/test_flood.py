@@ -9,22 +9,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 import sealed_sessions._envelope as envelope_module
 import sealed_sessions._sealer as sealer_module
 from sealed_sessions import SessionMiddleware
 from sealed_sessions.testing import seal
-
-KEY_A = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
-KEY_B = "Qk3zT0Yc2sR8wW5eL1aN6hJ9uI4oP7gF2dS5aZ8xC1v"
-NOW = 1_800_000_000
+from tests.helpers import KEY_A, KEY_B, START, FakeClock, call
 
 
 def _invalid_cookies() -> list[tuple[str, str]]:
     """One of each kind of bad cookie from catalogue section A, as (kind, value)."""
-    good = seal(KEY_A, {"user": 1}, issued_at=NOW)
-    other_key = seal(KEY_B, {"user": 1}, issued_at=NOW)
+    good = seal(KEY_A, {"user": 1}, issued_at=START)
+    other_key = seal(KEY_B, {"user": 1}, issued_at=START)
     flipped = good[:40] + ("A" if good[40] != "A" else "B") + good[41:]
     return [
         ("garbage", "invalid"),
@@ -37,7 +34,7 @@ def _invalid_cookies() -> list[tuple[str, str]]:
         ("version", "Ag" + good[2:]),
         ("oversized", "A" * 4097),
         ("megabyte", "A" * 1_000_000),
-        ("expired", seal(KEY_A, {"user": 1}, issued_at=NOW - 10**7, max_age=60)),
+        ("expired", seal(KEY_A, {"user": 1}, issued_at=START - 10**7, max_age=60)),
     ]
 
 
@@ -73,44 +70,18 @@ def _app() -> tuple[SessionMiddleware, list[int]]:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    return SessionMiddleware(endpoint, secret_key=[KEY_A], clock=lambda: NOW), handled
+    return SessionMiddleware(endpoint, secret_key=[KEY_A], clock=FakeClock()), handled
 
 
-async def _request(app: SessionMiddleware, cookie_header: bytes) -> list[Message]:
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope: Scope = {
-        "type": "http",
-        "method": "GET",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), (b"cookie", cookie_header)],
-        "scheme": "https",
-        "server": ("testserver", 443),
-        "client": ("127.0.0.1", 1234),
-        "root_path": "",
-        "http_version": "1.1",
-        "asgi": {"version": "3.0"},
-    }
-    await app(scope, receive, send)
-    return sent
-
-
-@pytest.mark.parametrize(("kind", "value"), [pytest.param(k, v, id=f"j1-{k}") for k, v in _invalid_cookies()])
-async def test_j1_invalid_cookie_work_is_bounded(counter: Counter, kind: str, value: str) -> None:
+@pytest.mark.case("J1")
+@pytest.mark.parametrize(("kind", "value"), [pytest.param(k, v, id=k) for k, v in _invalid_cookies()])
+async def test_each_invalid_cookie_costs_bounded_work(counter: Counter, kind: str, value: str) -> None:
     """Each invalid cookie costs at most one base64 decode, one MAC check and one JSON parse, and gives an empty 200."""
     app, handled = _app()
     for _ in range(50):
-        sent = await _request(app, b"session=" + value.encode("latin-1"))
-        assert sent[0]["status"] == 200
-        assert not any(k == b"set-cookie" for k, _ in sent[0]["headers"])
+        result = await call(app, b"session=" + value.encode("latin-1"))
+        assert result.status == 200
+        assert result.set_cookie == []
     assert handled == [0] * 50
     assert counter.calls.get("b64", 0) <= 50
     assert counter.calls.get("mac_check", 0) <= 50
@@ -119,20 +90,21 @@ async def test_j1_invalid_cookie_work_is_bounded(counter: Counter, kind: str, va
         assert counter.calls == {}
 
 
-async def test_j1_flood_leaves_no_memory_behind(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.case("J1")
+async def test_flood_of_invalid_cookies_leaves_no_memory_behind(caplog: pytest.LogCaptureFixture) -> None:
     """Thousands of invalid cookies grow the heap by no more than a small constant (tracemalloc diff)."""
     caplog.set_level(logging.CRITICAL, logger="sealed_sessions")  # keep the log capture itself out of the heap
     app, handled = _app()
     headers = [b"session=" + v.encode("latin-1") for _, v in _invalid_cookies() if len(v) < 10_000]
     for header in headers * 20:  # warm up caches and interned strings
-        await _request(app, header)
+        await call(app, header)
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.take_snapshot()
         for _ in range(200):
             for header in headers:
-                await _request(app, header)
+                await call(app, header)
         gc.collect()
         after = tracemalloc.take_snapshot()
     finally:
@@ -145,13 +117,14 @@ async def test_j1_flood_leaves_no_memory_behind(caplog: pytest.LogCaptureFixture
     assert growth < 64 * 1024, f"heap grew by {growth} bytes over {len(headers) * 200} invalid cookies"
 
 
-@pytest.mark.parametrize("size", [pytest.param(n, id=f"j2-{n // 1024}kb") for n in (8 * 1024, 16 * 1024)])
-async def test_j2_huge_cookie_header_many_cookies(counter: Counter, size: int) -> None:
+@pytest.mark.case("J2")
+@pytest.mark.parametrize("size", [pytest.param(n, id=f"{n // 1024}kb") for n in (8 * 1024, 16 * 1024)])
+async def test_huge_cookie_header_with_ours_buried_inside_costs_one_mac_check(counter: Counter, size: int) -> None:
     """A Cookie header of hundreds of cookies (8 to 16 KB) with ours buried inside is handled without a 500."""
-    good = seal(KEY_A, {"user": 7}, issued_at=NOW)
+    good = seal(KEY_A, {"user": 7}, issued_at=START)
     filler = b"; ".join(b"c%d=%s" % (i, b"x" * 20) for i in range(size // 26))
     app, handled = _app()
-    sent = await _request(app, filler + b"; session=" + good.encode() + b"; z=1")
-    assert sent[0]["status"] == 200
+    result = await call(app, filler + b"; session=" + good.encode() + b"; z=1")
+    assert result.status == 200
     assert handled == [1]
     assert counter.calls["mac_check"] == 1

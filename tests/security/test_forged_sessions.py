@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from sealed_sessions.testing import seal
+from tests.helpers import KEY_A, ClientFactory, loopback_url
 
-from .conftest import KEY_A, loopback_url
 from .sealedapp import TestApp, build_app, create_users, drop_table
 
 
@@ -64,9 +64,10 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("uid", "token"), [pytest.param(u, t, id=f"b3-{i}") for i, u, t in CASES])
-async def test_b3_forged_auth_fields_refused_not_500(
-    built: tuple[str, TestApp], client_factory: Any, uid: object, token: object
+@pytest.mark.case("B3")
+@pytest.mark.parametrize(("uid", "token"), [pytest.param(u, t, id=i) for i, u, t in CASES])
+async def test_forged_auth_fields_are_refused_never_500(
+    built: tuple[str, TestApp], client_factory: ClientFactory, uid: object, token: object
 ) -> None:
     """A key-holder's session with an impossible user id or token gets 401 and a deletion cookie, never 500 or 503."""
     _, test_app = built

@@ -23,7 +23,8 @@ def _fuzz_module() -> ModuleType:
     return module
 
 
-def test_k4_regressions_and_seeds_replayed() -> None:
+@pytest.mark.case("K4")
+def test_regressions_and_seeds_are_replayed() -> None:
     """Every kept regression input, seed cookie and fixture cookie satisfies the fuzz property."""
     fuzz = _fuzz_module()
     target = fuzz.Target()
@@ -38,7 +39,8 @@ def test_k4_regressions_and_seeds_replayed() -> None:
     assert {"user_id": 1, "token": "x" * 22} in opened
 
 
-def test_k3_fuzz_property_catches_an_unknown_valid_cookie() -> None:
+@pytest.mark.case("K3")
+def test_fuzz_property_catches_an_unknown_valid_cookie() -> None:
     """The fuzz property can fail: a cookie that opens but is not a known seed is reported as a crash."""
     fuzz = _fuzz_module()
     target = fuzz.Target()
@@ -48,7 +50,8 @@ def test_k3_fuzz_property_catches_an_unknown_valid_cookie() -> None:
         target.check(forged.encode())
 
 
-def test_k1_atheris_short_run(tmp_path: Path) -> None:
+@pytest.mark.case("K1")
+def test_short_atheris_run_finds_no_crash(tmp_path: Path) -> None:
     """A short atheris run of the cookie opener finds no crash (skipped when atheris is not installed)."""
     pytest.importorskip("atheris")
     seconds = os.environ.get("SEALED_FUZZ_SECONDS", "5")

@@ -12,7 +12,8 @@ import pytest
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .conftest import KEY_A
+from tests.helpers import KEY_A, ClientFactory
+
 from .sealedapp import TestApp, build_app, create_users
 
 
@@ -48,7 +49,8 @@ async def _me(client: httpx.AsyncClient, cookie: str) -> httpx.Response:
     return await client.get("/me", headers={"cookie": f"session={cookie}"})
 
 
-async def test_g2_logout_without_revoke_replay_still_works_documented(built: TestApp, client_factory: Any) -> None:
+@pytest.mark.case("G2")
+async def test_cookie_copied_before_a_plain_logout_still_opens(built: TestApp, client_factory: ClientFactory) -> None:
     """A copy of the cookie taken before a plain logout still opens until it expires (documented in SECURITY.md)."""
     async with client_factory(built.app) as client:
         cookie = await _login(client, 1)
@@ -58,7 +60,8 @@ async def test_g2_logout_without_revoke_replay_still_works_documented(built: Tes
         assert (await _me(client, cookie)).status_code == 200
 
 
-async def test_g2_logout_with_revoke_refuses_replay(built: TestApp, client_factory: Any) -> None:
+@pytest.mark.case("G2")
+async def test_cookie_copied_before_a_revoking_logout_is_refused(built: TestApp, client_factory: ClientFactory) -> None:
     """Where the app revokes at logout, the pre-logout cookie is refused (401) and deleted at its next use."""
     async with client_factory(built.app) as client:
         cookie = await _login(client, 1)
@@ -68,7 +71,10 @@ async def test_g2_logout_with_revoke_refuses_replay(built: TestApp, client_facto
         assert "Max-Age=0" in replay.headers["set-cookie"]
 
 
-async def test_g9_older_valid_cookie_replayed_accepted_documented(built: TestApp, client_factory: Any) -> None:
+@pytest.mark.case("G9")
+async def test_older_valid_cookie_replayed_is_accepted_and_rolls_data_back(
+    built: TestApp, client_factory: ClientFactory
+) -> None:
     """An older, still valid cookie of the same user is accepted and rolls its data back (a documented limit)."""
     async with client_factory(built.app) as client:
         await _login(client, 2)

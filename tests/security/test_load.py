@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import collections
 from contextlib import AsyncExitStack
-from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .conftest import KEY_A
+from tests.helpers import KEY_A, ClientFactory
+
 from .faultproxy import FaultProxy
 from .sealedapp import build_app, create_users, drop_table
 
@@ -49,12 +49,13 @@ async def _client_run(client: httpx.AsyncClient, uid: int, statuses: collections
         cookie = client.cookies.get("session")
 
 
+@pytest.mark.case("J3")
 @pytest.mark.parametrize(
     ("pool_size", "delay"),
-    [pytest.param(4, 0.0, id="j3-steady"), pytest.param(2, 0.05, id="j3-saturated")],
+    [pytest.param(4, 0.0, id="steady"), pytest.param(2, 0.05, id="saturated")],
 )
-async def test_j3_sustained_load_small_pool(
-    postgres_url: str, table_name: str, client_factory: Any, pool_size: int, delay: float
+async def test_sustained_load_on_a_small_pool(
+    postgres_url: str, table_name: str, client_factory: ClientFactory, pool_size: int, delay: float
 ) -> None:
     """Concurrent clients on a small pool: only 200 or 503 with Retry-After, no crossed users, the pool drains."""
     url = make_url(postgres_url)

@@ -6,24 +6,27 @@ import ast
 import re
 from pathlib import Path
 
-from .test_catalogue import _marks_skip
-
 ROOT = Path(__file__).resolve().parents[2]
 SECURITY_MD = ROOT / "SECURITY.md"
 _REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(test_\w+)`")
 
 
+def _is_skip_mark(node: ast.expr) -> bool:
+    """``pytest.mark.skip`` or ``pytest.mark.skip(...)`` (a ``skipif`` depends on where the test runs)."""
+    target = node.func if isinstance(node, ast.Call) else node
+    return isinstance(target, ast.Attribute) and target.attr == "skip"
+
+
 def _runnable_tests(path: Path) -> set[str]:
+    """The test functions defined in ``path`` (read, not imported: a module may skip itself here)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-            and node.name.startswith("test_")
-            and not _marks_skip(node.decorator_list)
-        ):
-            names.add(node.name)
-    return names
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.name.startswith("test_")
+        and not any(_is_skip_mark(d) for d in node.decorator_list)
+    }
 
 
 def test_security_md_references_existing_tests() -> None:
@@ -36,6 +39,19 @@ def test_security_md_references_existing_tests() -> None:
         if not path.is_file() or name not in _runnable_tests(path):
             missing.append(f"{file}::{name}")
     assert not missing, "SECURITY.md names tests that do not exist: " + ", ".join(missing)
+
+
+def test_skipped_test_does_not_count_as_a_reference(tmp_path: Path) -> None:
+    """A test marked ``skip`` is not a test SECURITY.md may point at; one marked ``skipif`` is."""
+    module = tmp_path / "test_module.py"
+    module.write_text(
+        "import pytest\n"
+        "@pytest.mark.skip(reason='x')\ndef test_off(): pass\n"
+        "@pytest.mark.skipif(False, reason='x')\ndef test_sometimes(): pass\n"
+        "def test_on(): pass\n"
+        "def helper(): pass\n"
+    )
+    assert _runnable_tests(module) == {"test_sometimes", "test_on"}
 
 
 def test_security_md_covers_every_asvs_requirement() -> None:

@@ -27,7 +27,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from .conftest import KEY_A, KEY_B, loopback_url
+from tests.helpers import KEY_A, KEY_B, loopback_url
+
 from .sealedapp import build_app, create_users, drop_table
 
 pytestmark = pytest.mark.postgres
@@ -172,7 +173,8 @@ class Browser:
         return response
 
 
-async def test_g3_i1_revoke_on_one_process_refused_by_the_others(servers: Servers) -> None:
+@pytest.mark.case("G3", "I1")
+async def test_revocation_on_one_process_is_refused_by_the_others(servers: Servers) -> None:
     """Log in on server 0, be served by 1 and 2, revoke on 2: the old cookie is refused by 0 and 1 at once."""
     async with httpx.AsyncClient() as http:
         phone, laptop = Browser(http), Browser(http)
@@ -248,7 +250,8 @@ async def _soak_client(
             await login()
 
 
-async def test_j3_soak_64_clients_three_processes(servers: Servers) -> None:
+@pytest.mark.case("J3")
+async def test_soak_of_64_clients_on_three_processes(servers: Servers) -> None:
     """64 clients mixing reads, writes, logins, revocations on three processes: no 5xx, no loss, flat memory."""
     seconds = float(os.environ.get("SEALED_SOAK_SECONDS", "10"))
     limits = httpx.Limits(max_connections=CLIENTS * PROCESSES, max_keepalive_connections=CLIENTS * PROCESSES)

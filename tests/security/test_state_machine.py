@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
@@ -26,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 
 from sealed_sessions import SessionMiddleware, generate_key
 from sealed_sessions.testing import unseal
+from tests.helpers import FakeClock, https_client
 
 from .sealedapp import build_app, create_users
 
@@ -34,7 +36,6 @@ DEVICES = 3
 MAX_AGE = 1200
 IDLE = 300
 RENEW_AFTER = IDLE // 4
-START = 1_800_000_000
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,6 @@ class Device:
     sess: Sess | None = None
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class AppModel(RuleBasedStateMachine):
     """The application as a model: see the module docstring."""
 
@@ -70,7 +63,7 @@ class AppModel(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.tmp = tempfile.mkdtemp(prefix="sealed-k5-")
-        self.clock = Clock()
+        self.clock = FakeClock()
         self.outage = False
         self.ring = [generate_key()]
         self.tokens = dict.fromkeys(USERS, 0)
@@ -95,7 +88,7 @@ class AppModel(RuleBasedStateMachine):
         async def app(scope: Any, receive: Any, send: Any) -> None:
             await self.middleware(scope, receive, send)
 
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://testserver")
+        self.client = https_client(app)
 
     def _middleware(self) -> SessionMiddleware:
         return SessionMiddleware(
@@ -113,7 +106,7 @@ class AppModel(RuleBasedStateMachine):
 
     @property
     def now(self) -> int:
-        return self.clock.now
+        return int(self.clock.now)
 
     def opens(self, sess: Sess | None) -> bool:
         """Whether the middleware accepts this cookie: key still in the ring, within both limits."""
@@ -271,7 +264,7 @@ class AppModel(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([1, RENEW_AFTER - 1, RENEW_AFTER, IDLE - 1, IDLE, 2 * RENEW_AFTER]))
     def advance_clock(self, seconds: int) -> None:
-        self.clock.now += seconds
+        self.clock.advance(seconds)
 
     @rule(d=st.integers(0, DEVICES - 1), pick=st.integers(0, 10_000))
     def replay(self, d: int, pick: int) -> None:
@@ -290,7 +283,8 @@ class AppModel(RuleBasedStateMachine):
         assert response.status_code == 200 and "set-cookie" not in response.headers
 
 
-def test_k5_stateful_model_of_the_app() -> None:
+@pytest.mark.case("K5")
+def test_every_response_of_the_app_matches_its_stateful_model() -> None:
     """Every response of the real app, over random sequences of session events, matches the model."""
     run_state_machine_as_test(
         AppModel,
