@@ -56,7 +56,10 @@ def starlette_cookie(data: dict[str, Any]) -> str:
 
 
 def ours_cookie(data: dict[str, Any], *, last_active_ago: int = 0) -> str:
-    """A ``Cookie`` header value sealed with KEY, ``last_active_ago`` seconds ago."""
-    sealer = Sealer(KEY)
+    """A ``Cookie`` header value sealed with KEY, ``last_active_ago`` seconds ago.
+
+    For the benchmark apps, which serve plain HTTP (``https_only=False``): the cookie is ``session``.
+    """
+    sealer = Sealer(KEY, "session")
     then = int(time.time()) - last_active_ago
     return "session=" + sealer.seal(data, issued_at=then, expires_at=sealer.lifetime.expires_at(then), now=then)

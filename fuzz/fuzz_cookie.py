@@ -33,8 +33,11 @@ ROOT = HERE.parent
 REGRESSIONS = HERE / "regressions"
 FIXTURES = ROOT / "tests" / "fixtures" / "cookies_v1.json"
 
-# The same fixed test keys as tests/conftest.py; the current one seals, both open.
+# A copy of KEY_A and KEY_B from tests/helpers.py (this script runs on its own, without the test tree
+# on its path, so it cannot import them): the current one seals, both open.
 KEYS = ["v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ", "Qk3zT0Yc2sR8wW5eL1aN6hJ9uI4oP7gF2dS5aZ8xC1v"]
+# The name of the corpus's cookies (format version 1, release 0.1's default name), so that they
+# open here too and both formats are fuzzed; the seeds below are sealed in the current format.
 COOKIE_NAME = "session"
 NOW = 1_800_000_000
 MAX_AGE = 14 * 24 * 60 * 60

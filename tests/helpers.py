@@ -1,4 +1,4 @@
-"""Test setup defined once: fixed keys and times, a hand-moved clock, a raw ASGI driver, an https client.
+"""Test setup defined once: fixed keys, names and times, a hand-moved clock, a raw ASGI driver, an https client.
 
 Import it as ``from tests.helpers import ...`` (the tests run with ``--import-mode=importlib`` and
 the repository root on ``sys.path``). ``tests/conftest.py`` builds its fixtures from these names;
@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,7 +44,13 @@ KEY_A = "v0dJ8jL4q4fZ3-1xq8r8VbQ3b7nq3v9V0bXj2pXn0mQ"
 KEY_B = "Qk3zT0Yc2sR8wW5eL1aN6hJ9uI4oP7gF2dS5aZ8xC1v"
 KEY_C = "m9N2b5V8c1X4z7L0k3J6h9G2f5D8s1A4q7W0e3R6t9Y"
 PASSPHRASE = "correct-horse_battery+staple/2027:edition!"
-"""A long, varied text secret: accepted and stretched into a key."""
+"""A long, varied text secret: accepted and stretched into a key (Argon2id, once per process)."""
+
+COOKIE = "__Host-session"
+"""The middleware's default cookie name over https with ``path="/"`` and no domain, and the default
+of ``testing.seal``/``unseal``: what :func:`call` and :func:`session_app` use unless told otherwise."""
+PLAIN_COOKIE = "session"
+"""The default cookie name where the ``__Host-`` rules cannot hold (``https_only=False``, a domain or a path)."""
 
 START = 1_800_000_000
 """A fixed "now" for clock-driven tests: 2027-01-15T08:00:00Z."""
@@ -61,6 +69,17 @@ def unb64(text: str) -> bytes:
 
 RAW_A = unb64(KEY_A)
 """The 32 bytes of KEY_A."""
+
+
+def ring_keys(count: int) -> list[bytes]:
+    """``count`` distinct keys of ``keygen``'s kind (32 random-looking bytes), the same on every run."""
+    return [hashlib.sha256(b"sealed-sessions test key %d" % i).digest() for i in range(count)]
+
+
+CORPUS_V1: dict[str, Any] = json.loads((Path(__file__).parent / "fixtures" / "cookies_v1.json").read_text("utf-8"))
+"""tests/fixtures/cookies_v1.json: cookies sealed by release 0.1 in format version 1, a closed corpus (see
+tests/fixtures/make_cookies_v1.py). ``opens`` entries open to their recorded data (under a random key;
+not under a text secret), ``refused`` ones are refused with their recorded reason."""
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -100,8 +119,8 @@ def set_cookie_value(header: str) -> str:
     return header.split(";", 1)[0].split("=", 1)[1]
 
 
-def cookie(value: str, name: str = "session") -> str:
-    """A Cookie header carrying one cookie."""
+def cookie(value: str, name: str = COOKIE) -> str:
+    """A Cookie header carrying one cookie (named ``__Host-session`` unless told otherwise)."""
     return f"{name}={value}"
 
 
@@ -123,7 +142,7 @@ class Result:
         """Every Set-Cookie header, decoded."""
         return [v.decode("latin-1") for v in self.header(b"set-cookie")]
 
-    def cookie_value(self, name: str = "session") -> str:
+    def cookie_value(self, name: str = COOKIE) -> str:
         """The value of the one Set-Cookie for ``name`` (fails unless there is exactly one)."""
         (header,) = [c for c in self.set_cookie if c.startswith(name + "=")]
         return set_cookie_value(header)
@@ -241,6 +260,7 @@ async def _untouched(request: Request) -> Response:
 def session_app(**options: Any) -> Starlette:
     """An app behind SessionMiddleware(``options``, KEY_A by default) with four routes.
 
+    Its cookie is :data:`COOKIE` unless ``options`` name another or break the ``__Host-`` rules.
     ``/`` returns the session as JSON, ``/write`` increments ``n`` and returns the session,
     ``/clear`` empties it and ``/untouched`` never looks at it.
     """
@@ -257,7 +277,7 @@ def session_app(**options: Any) -> Starlette:
 
 
 def rejections(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    """The records the library logged (one per rejected cookie)."""
+    """The records the library logged (one per rejected cookie, until a reason passes 10 a minute)."""
     return [r for r in caplog.records if r.name == "sealed_sessions"]
 
 

@@ -1,4 +1,8 @@
-"""`python -m sealed_sessions`: keygen and inspect, their exit codes, and that keys are never printed."""
+"""`python -m sealed_sessions`: keygen and inspect, their exit codes, and that keys and session strings stay unprinted.
+
+Catalogue M4: ``inspect`` redacts every string value unless asked, and escapes control and bidi
+characters whatever it prints.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import pytest
 from sealed_sessions import KeyRing
 from sealed_sessions._cli import KEYS_ENV, main
 from sealed_sessions.testing import seal
-from tests.helpers import KEY_A, KEY_B, START
+from tests.helpers import COOKIE, KEY_A, KEY_B, START
 
 GOOD = seal(KEY_A, {"a": 1}, issued_at=START, nonce=bytes(24))
 TAMPERED = GOOD[:50] + ("B" if GOOD[50] != "B" else "C") + GOOD[51:]  # a character of the MAC
@@ -54,7 +58,7 @@ def test_inspect_prints_data_and_timestamps(
     code, out, err = run(capsys, "inspect", cookie)
     assert code == 0, err
     assert '"user_id": 42' in out
-    assert '"name": "Zoë"' in out
+    assert '"name": "<redacted: 3 characters>"' in out
     assert "issued at:   2027-01-15T08:00:00+00:00 (1800000000)" in out
     assert "expires at:  2027-01-15T09:00:00+00:00 (1800003600)" in out  # "(expired)" follows once it has passed
     assert "last active: 2027-01-15T08:01:00+00:00 (1800000060)" in out
@@ -73,7 +77,20 @@ def test_inspect_browser_session_and_cookie_name(
     assert code == 0
     assert "expires at:  never" in out
     assert "key:         current" in out
-    assert run(capsys, "inspect", cookie)[0] == 1  # default name "session": another subkey
+    assert run(capsys, "inspect", cookie)[0] == 1  # default name __Host-session: another subkey
+
+
+@pytest.mark.case("F17", "B9")
+def test_inspect_defaults_to_the_host_cookie_and_takes_a_context(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --cookie-name a __Host-session cookie opens; one sealed under a context opens only with --context."""
+    monkeypatch.setenv(KEYS_ENV, KEY_A)
+    assert run(capsys, "inspect", seal(KEY_A, {"a": 1}, session_cookie=COOKIE))[0] == 0
+    shop = seal(KEY_A, {"a": 1}, context="shop")
+    assert run(capsys, "inspect", "--context", "shop", shop)[0] == 0
+    code, out, err = run(capsys, "inspect", shop)
+    assert (code, out, err.strip()) == (1, "", "does not open: bad_mac")
 
 
 def test_inspect_marks_expired(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,15 +169,42 @@ def test_inspect_reads_the_cookie_from_stdin(
     assert '"cart"' in out
 
 
-def test_inspect_redacts_tokens_unless_asked(
+SECRETS = {"csrf": "csrf-123456", "api_key": "key-987654", "oauth_state": "state-24680", "_auth_token": "tok-13579"}
+HOSTILE = {"note": "\x1b]0;pwned\x07\x1b[2J\u202egnp.exe\x9b31m", "\x1b[31mkey": "\u202ename"}
+"""A terminal title change, a screen clear, a right-to-left override and a C1 CSI, in a value and in keys."""
+RAW_CONTROLS = ("\x1b", "\x07", "\u202e", "\x9b")
+
+
+@pytest.mark.case("M4")
+def test_inspect_redacts_every_string_unless_asked(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Values under token, password or secret keys (at any depth) are redacted; --show-secrets shows them."""
+    """Every string value, whatever its key and at any depth, shows only its length; --show-secrets shows it."""
     monkeypatch.setenv(KEYS_ENV, KEY_A)
-    cookie = seal(KEY_A, {"_auth_token": "tok-123456", "user": 7, "nested": {"apiSecret": "s-987"}})
+    cookie = seal(KEY_A, {**SECRETS, "user": 7, "nested": {"list": ["a-secret-in-a-list"]}})
     code, out, _ = run(capsys, "inspect", cookie)
     assert code == 0
-    assert "tok-123456" not in out and "s-987" not in out
-    assert out.count("<redacted>") == 2 and '"user": 7' in out
+    for value in [*SECRETS.values(), "a-secret-in-a-list"]:
+        assert value not in out
+        assert f"<redacted: {len(value)} characters>" in out
+    assert '"user": 7' in out and '"csrf": "<redacted' in out
     code, out, _ = run(capsys, "inspect", "--show-secrets", cookie)
-    assert "tok-123456" in out and "s-987" in out
+    assert all(value in out for value in SECRETS.values())
+
+
+@pytest.mark.case("M4")
+@pytest.mark.parametrize("show_secrets", [False, True], ids=["redacted", "shown"])
+def test_inspect_escapes_control_and_bidi_characters(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, show_secrets: bool
+) -> None:
+    """ANSI escapes, BEL, a U+202E override and C1 controls in a session are printed escaped, never raw."""
+    monkeypatch.setenv(KEYS_ENV, KEY_A)
+    args = ["--show-secrets"] if show_secrets else []
+    code, out, err = run(capsys, "inspect", *args, seal(KEY_A, HOSTILE))
+    assert code == 0, err
+    assert not any(c in out + err for c in RAW_CONTROLS)
+    assert "\\u001b[31mkey" in out  # a key is never redacted, only escaped
+    if show_secrets:
+        assert "\\u001b]0;pwned\\u0007\\u001b[2J\\u202egnp.exe\\u009b31m" in out
+    else:
+        assert f"<redacted: {len(HOSTILE['note'])} characters>" in out

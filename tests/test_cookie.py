@@ -14,7 +14,7 @@ from starlette.routing import Route
 from sealed_sessions import ConfigurationError, SessionMiddleware, SessionTooLarge
 from sealed_sessions._cookie import MAX_SAME_NAME, MAX_SET_COOKIE, CookieOptions, find_cookies
 from sealed_sessions.testing import seal
-from tests.helpers import KEY_A, ClientFactory, https_client
+from tests.helpers import COOKIE, KEY_A, ClientFactory, https_client
 
 
 def parse_set_cookie(header: str) -> tuple[str, str, dict[str, str]]:
@@ -78,13 +78,13 @@ def cookie_options(name: str = "session", **overrides: Any) -> CookieOptions:
 # -- F1, F4: defaults ------------------------------------------------------------------------------
 
 
-@pytest.mark.case("F1", "F4")
+@pytest.mark.case("F1", "F4", "F17")
 async def test_default_attributes_are_secure_httponly_lax_root_path(client_factory: ClientFactory) -> None:
-    """Defaults are exactly Path=/, Max-Age, HttpOnly, SameSite=Lax, Secure and no Domain."""
+    """Defaults are the name __Host-session and exactly Path=/, Max-Age, HttpOnly, SameSite=Lax, Secure, no Domain."""
     async with client_factory(make_app()) as client:
         response = await client.post("/write", json={"a": 1})
     name, value, attributes = parse_set_cookie(response.headers["set-cookie"])
-    assert name == "session"
+    assert name == COOKIE
     assert value
     assert attributes == {"path": "/", "max-age": str(14 * 24 * 3600), "httponly": "", "samesite": "lax", "secure": ""}
 
@@ -365,12 +365,14 @@ def test_find_cookies_in_order_and_exact_name() -> None:
     assert find_cookies([(b"x-cookie", b"session=1")], name_eq) == []
 
 
+@pytest.mark.case("A20")
 def test_find_cookies_stops_at_the_bound() -> None:
     """At most MAX_SAME_NAME values of one name are returned, however many the header holds."""
     header = b"; ".join(b"session=%d" % i for i in range(50))
     assert find_cookies([(b"cookie", header)], b"session=") == [str(i) for i in range(MAX_SAME_NAME)]
 
 
+@pytest.mark.case("A19")
 def test_nameless_cookie_spoofing_our_name_is_not_ours() -> None:
     """A nameless cookie carrying ``__Host-session=...`` (Cookie Crumbles) is not read as the __Host- cookie."""
     name_eq = b"__Host-session="

@@ -1,18 +1,28 @@
-"""Keys: what secret_key accepts, what it refuses and why, and what is derived from it (D1, D2, D7, D8)."""
+"""Keys: what secret_key accepts, what it refuses and why, and what is derived from it (D1, D2, D7-D10).
+
+A ``keygen`` key is used as it is; a text secret is stretched with Argon2id at startup, so a
+cookie offers no fast oracle for guessing it, and obviously guessable secrets are refused.
+"""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any
 
 import pytest
+from nacl.pwhash import argon2id
 from starlette.datastructures import Secret
 
 from sealed_sessions import ConfigurationError, KeyRing, Sealer, generate_key
-from sealed_sessions._keys import KEY_ID_SIZE, KEY_SIZE
-from tests.helpers import KEY_A, KEY_B, KEY_C, PASSPHRASE, RAW_A
+from sealed_sessions._keys import KEY_ID_SIZE, KEY_SIZE, STRETCH_MEMLIMIT, STRETCH_OPSLIMIT
+from tests.helpers import KEY_A, KEY_B, KEY_C, PASSPHRASE, RAW_A, START, unb64
 
 HOW_TO = "python -m sealed_sessions keygen"
+GUESSABLE = pytest.mark.case("D10")
+"""An obviously guessable secret: an alphabet run, a repeated word, counting bytes, printable text as bytes."""
+TEN_CHARACTERS = "_29X7__m-797_q_mp9K-p_p-2mXm7_29p-p2_779"
+"""A 40-character text secret of exactly ten distinct characters, with no run and few repeated pieces."""
 
 
 @pytest.mark.case("D1")
@@ -75,6 +85,12 @@ def test_key_ring_keeps_its_order_newest_first() -> None:
         pytest.param(bytes([7]) * 32, "not random", id="repeated_byte", marks=pytest.mark.case("D2")),
         pytest.param(bytes(range(8)) * 4, "not random", id="few_distinct_bytes", marks=pytest.mark.case("D2")),
         pytest.param("A" * 43, "not random", id="repeated_byte_as_text", marks=pytest.mark.case("D2")),
+        pytest.param("abcdefghijklmnopqrstuvwxyz012345", "consecutive characters", id="alphabet", marks=GUESSABLE),
+        pytest.param("passwordpasswordpassword12345678", "pieces recur", id="repeated_word", marks=GUESSABLE),
+        pytest.param("0123456789-session-secret-for-prod", "consecutive characters", id="digits_run", marks=GUESSABLE),
+        pytest.param(bytes(range(32)), "count up or down", id="counting_bytes", marks=GUESSABLE),
+        pytest.param(bytes(range(255, 223, -1)), "count up or down", id="counting_down_bytes", marks=GUESSABLE),
+        pytest.param(b"MyCompanyName-session-secret-24!", "printable text", id="text_as_bytes", marks=GUESSABLE),
         pytest.param([KEY_A, KEY_B, KEY_A], "secret_key[2] repeats", id="duplicate_key", marks=pytest.mark.case("D2")),
         pytest.param(
             [KEY_A, RAW_A], "secret_key[1] repeats", id="duplicate_in_another_form", marks=pytest.mark.case("D2")
@@ -96,9 +112,10 @@ def test_bad_keys_are_refused_with_advice(secret: Any, fragment: str) -> None:
 @pytest.mark.case("D1")
 def test_text_secret_needs_ten_distinct_characters() -> None:
     """The distinct-character threshold for text secrets is exactly ten."""
-    assert len(KeyRing("abcdefghij" * 4)) == 1
-    with pytest.raises(ConfigurationError):
-        KeyRing("abcdefghi" * 5)
+    assert len(set(TEN_CHARACTERS)) == 10
+    assert len(KeyRing(TEN_CHARACTERS)) == 1
+    with pytest.raises(ConfigurationError, match="too repetitive"):
+        KeyRing(TEN_CHARACTERS.replace("q", "7"))
 
 
 @pytest.mark.case("D1")
@@ -175,7 +192,7 @@ def test_subkeys_differ_per_master_key() -> None:
 @pytest.mark.case("D8")
 def test_key_ids_are_stable_and_distinct() -> None:
     """Key ids are 4 bytes, the same on every run (pinned), and differ between keys."""
-    assert KeyRing(KEY_A).key_ids[0].hex() == "ac56de7c"
+    assert KeyRing(KEY_A).key_ids[0].hex() == "13140276"
     ids = [KeyRing(k).key_ids[0] for k in (KEY_A, KEY_B, KEY_C, PASSPHRASE)]
     assert len(set(ids)) == 4
     assert all(len(i) == KEY_ID_SIZE for i in ids)
@@ -208,3 +225,62 @@ def test_text_secret_with_commas_or_whitespace_is_refused(secret: str) -> None:
         KeyRing(secret)
     assert "pass several keys as a list" in str(raised.value)
     assert KEY_A not in str(raised.value)
+
+
+# -- text secrets: stretched (D9), guessable ones refused (D10) -------------------------------------
+
+
+@pytest.mark.case("D9")
+def test_text_secret_is_stretched_with_argon2id_at_startup() -> None:
+    """A text secret's master key is Argon2id(text) with the documented cost, and its key id derives from that."""
+    stretched = argon2id.kdf(
+        KEY_SIZE, PASSPHRASE.encode(), b"sealed-sessions2", opslimit=STRETCH_OPSLIMIT, memlimit=STRETCH_MEMLIMIT
+    )
+    expected_id = hashlib.blake2b(b"", key=stretched, person=b"sealed-kid:v2", digest_size=KEY_ID_SIZE).digest()
+    assert KeyRing(PASSPHRASE).key_ids == (expected_id,)
+    assert (STRETCH_OPSLIMIT, STRETCH_MEMLIMIT) >= (3, 64 * 1024 * 1024)  # each guess costs this much too
+
+
+@pytest.mark.case("D9")
+def test_stretching_runs_once_per_secret_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building many rings from the same text secret stretches it once (the costly step is cached)."""
+    calls: list[bytes] = []
+    real = argon2id.kdf
+
+    def counting(*args: Any, **kwargs: Any) -> bytes:
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(argon2id, "kdf", counting)  # the module _keys calls through
+    secret = "Zq8-unique-text-secret-for-the-cache-test_7Kp"
+    for _ in range(5):
+        KeyRing(secret)
+    assert calls == [secret.encode()]
+
+
+@pytest.mark.case("D9")
+def test_a_cookie_gives_no_fast_oracle_for_guesses() -> None:
+    """The key id in a cookie from a text secret matches no fast hash of the secret, in either format's derivation."""
+    value = Sealer(PASSPHRASE).seal({"a": 1}, issued_at=START, expires_at=None, now=START)
+    key_id = KeyRing(PASSPHRASE).key_ids[0]
+    raw = unb64(value)
+    assert raw[0] == 2 and raw[1 : 1 + KEY_ID_SIZE] == key_id  # version 2, carrying the stretched key's id
+    fast_master = hashlib.blake2b(PASSPHRASE.encode(), person=b"sealed-pass:v1", digest_size=KEY_SIZE).digest()
+    for person in (b"sealed-kid:v1", b"sealed-kid:v2"):
+        assert hashlib.blake2b(b"", key=fast_master, person=person, digest_size=KEY_ID_SIZE).digest() != key_id
+
+
+@pytest.mark.case("D9")
+def test_random_keys_are_used_as_they_are() -> None:
+    """A keygen key is not stretched: its key id is the keyed hash of its 32 raw bytes."""
+    expected = hashlib.blake2b(b"", key=RAW_A, person=b"sealed-kid:v2", digest_size=KEY_ID_SIZE).digest()
+    assert KeyRing(RAW_A).key_ids == KeyRing(KEY_A).key_ids == (expected,)
+
+
+@pytest.mark.case("D10", "D11")
+def test_a_text_secret_that_passes_the_checks_is_still_only_a_text_secret() -> None:
+    """A company-name style secret passes the checks (they prove nothing) and gets no version 1 (unstretched) key."""
+    ring = KeyRing("MyCompanyName-session-secret-2024")
+    assert len(ring) == 1
+    assert ring.v1_subkeys("session") == {}
+    assert len(KeyRing(KEY_A).v1_subkeys("session")) == 1  # a random key keeps its version 1 subkey

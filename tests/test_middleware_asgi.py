@@ -1,12 +1,13 @@
-"""ASGI shapes the middleware must pass through: streaming bodies, bare start messages, lifespan, WebSocket, mounts.
+"""ASGI shapes the middleware must pass through: streaming bodies, raw start messages, lifespan, WebSocket, mounts.
 
-Catalogue F10 (the cookie only in the start message), F11 (lifespan and the WebSocket handshake)
-and F12 (a sub-app mounted under a narrowed Path).
+Catalogue F10 (the cookie only in the start message), F11 (lifespan and the WebSocket handshake),
+F12 (a sub-app mounted under a narrowed Path) and F14, F15 (a raw app's cache headers in any
+letter case).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -22,6 +23,8 @@ from starlette.websockets import WebSocket
 from sealed_sessions import SessionMiddleware
 from sealed_sessions.testing import seal, unseal
 from tests.helpers import KEY_A, ClientFactory, call, cookie, session_app
+
+CACHE_HEADERS = ("cache-control", "cdn-cache-control", "surrogate-control")
 
 
 @pytest.mark.case("F10")
@@ -58,6 +61,25 @@ async def test_raw_asgi_start_message_without_headers() -> None:
     result = await call(SessionMiddleware(raw_app, secret_key=KEY_A))
     assert unseal(KEY_A, result.cookie_value()).data == {"raw": 1}
     assert result.header(b"vary") == [b"Cookie"]
+
+
+@pytest.mark.case("F14", "F15")
+@pytest.mark.parametrize("spelling", [str.lower, str.title, str.upper], ids=["lower", "title", "upper"])
+async def test_raw_asgi_cache_headers_in_any_case_keep_the_cookie_out_of_shared_caches(
+    spelling: Callable[[str], str],
+) -> None:
+    """A raw app's ``Cache-Control: public`` and CDN cache headers, however spelled, end private and no-store."""
+
+    async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["session"]["raw"] = 1
+        headers = [(spelling(name).encode(), b"public, max-age=600") for name in CACHE_HEADERS]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    result = await call(SessionMiddleware(raw_app, secret_key=KEY_A))
+    assert unseal(KEY_A, result.cookie_value()).data == {"raw": 1}
+    assert result.header(b"cache-control") == [b"max-age=600, private"]
+    assert result.header(b"cdn-cache-control") == result.header(b"surrogate-control") == [b"no-store"]
 
 
 @pytest.mark.case("F11")
@@ -124,7 +146,7 @@ async def test_websocket_handshake_sees_the_session() -> None:
     assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
     assert sent[1]["text"] == '{"user":1}'
     assert all("set-cookie" not in dict(m.get("headers", [])) for m in sent)
-    bad = await websocket_session(websocket_app(), b"session=invalid")
+    bad = await websocket_session(websocket_app(), cookie("invalid").encode())
     assert bad[1]["text"] == "{}"
 
 

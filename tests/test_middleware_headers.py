@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from sealed_sessions import SessionMiddleware
 from sealed_sessions.testing import seal, unseal
-from tests.helpers import KEY_A, KEY_B, ClientFactory, call, cookie, session_app
+from tests.helpers import COOKIE, KEY_A, KEY_B, ClientFactory, call, cookie, session_app
 
 
 @pytest.mark.case("H8")
@@ -69,7 +69,7 @@ def stacked_app() -> Starlette:
     return Starlette(
         routes=[Route("/", endpoint, methods=["GET", "POST"])],
         middleware=[
-            Middleware(SessionMiddleware, secret_key=KEY_A, session_cookie="session"),
+            Middleware(SessionMiddleware, secret_key=KEY_A),  # the default name, COOKIE
             Middleware(SessionMiddleware, secret_key=KEY_B, session_cookie="admin", scope_key="admin_session"),
         ],
     )
@@ -79,13 +79,13 @@ async def test_stacked_middlewares_keep_separate_sessions(client_factory: Client
     """Two stacked instances with their own name, key and scope key both round-trip their session."""
     async with client_factory(stacked_app()) as client:
         response = await client.post("/")
-        assert sorted(c.split("=", 1)[0] for c in response.headers.get_list("set-cookie")) == ["admin", "session"]
+        assert sorted(c.split("=", 1)[0] for c in response.headers.get_list("set-cookie")) == [COOKIE, "admin"]
         assert response.headers.get_list("vary") == ["Cookie"]
         assert (await client.get("/")).json() == {"user": {"who": "user"}, "admin": {"who": "admin"}}
-        user, admin = client.cookies["session"], client.cookies["admin"]
+        user, admin = client.cookies[COOKIE], client.cookies["admin"]
     assert unseal(KEY_A, user).data == {"who": "user"}
     assert unseal(KEY_B, admin, session_cookie="admin").data == {"who": "admin"}
-    swapped = await call(stacked_app(), f"session={admin}; admin={user}".encode())
+    swapped = await call(stacked_app(), f"{cookie(admin)}; {cookie(user, 'admin')}")
     assert swapped.body == b'{"user":{},"admin":{}}'
 
 
@@ -115,7 +115,7 @@ async def test_replacing_the_scope_session_with_an_empty_dict_logs_out() -> None
     app.add_middleware(SessionMiddleware, secret_key=KEY_A)
     result = await call(app, cookie(seal(KEY_A, {"user": 7})), path="/logout")
     (header,) = result.set_cookie
-    assert header.startswith("session=; path=/; expires=Thu, 01 Jan 1970")
+    assert header.startswith(f"{COOKIE}=; path=/; expires=Thu, 01 Jan 1970")
 
 
 async def test_replacing_the_scope_session_with_data_seals_that_data() -> None:

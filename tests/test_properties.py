@@ -1,15 +1,15 @@
 """Hypothesis properties of everything that parses untrusted input (K1-K4).
 
 Opening only ever says "invalid" for input we did not seal; any JSON-able session round-trips;
-no change to a valid cookie yields a session, let alone a different one. The corpus in
-tests/fixtures/cookies_v1.json is replayed as explicit examples (K4).
+no change to a valid cookie yields a session, let alone a different one. The corpus of version 1
+cookies in tests/fixtures/cookies_v1.json, and the same sessions sealed as version 2, are the
+valid cookies, replayed as explicit examples (K4).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,15 +19,20 @@ from hypothesis import strategies as st
 from sealed_sessions import InvalidCookie, Opened, Reason, Sealer, SessionDataError, SessionTooLarge
 from sealed_sessions._envelope import HEADER_SIZE, MAC_SIZE, MAX_COOKIE_VALUE
 from sealed_sessions.testing import seal, unseal
-from tests.helpers import KEY_A, KEY_B, KEY_C, START, b64, unb64
+from tests.helpers import CORPUS_V1, KEY_A, KEY_B, KEY_C, PLAIN_COOKIE, START, b64, unb64
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-SEALER = Sealer([KEY_A, KEY_B, KEY_C])
+SEALER = Sealer([KEY_A, KEY_B, KEY_C], PLAIN_COOKIE)  # the corpus's cookie name
 
-CORPUS = json.loads((Path(__file__).parent / "fixtures" / "cookies_v1.json").read_text("utf-8"))
-OPENS = [e for e in CORPUS["opens"] if e["cookie_name"] == "session" and set(e["open_keys"]) <= {KEY_A, KEY_B, KEY_C}]
-GOOD = {e["cookie"]: e for e in OPENS}
-SEEDS = [e["cookie"] for e in CORPUS["opens"]] + [e["cookie"] for e in CORPUS["refused"]]
+OPENS = [
+    e for e in CORPUS_V1["opens"] if e["cookie_name"] == PLAIN_COOKIE and set(e["open_keys"]) <= {KEY_A, KEY_B, KEY_C}
+]
+V2 = {
+    SEALER.seal(e["data"], issued_at=e["issued_at"], expires_at=e["expires_at"], now=e["last_active"]): e for e in OPENS
+}
+"""The same sessions sealed in the current format (version 2), so that both formats are mutated."""
+GOOD = {e["cookie"]: e for e in OPENS} | V2
+SEEDS = [e["cookie"] for e in CORPUS_V1["opens"]] + [e["cookie"] for e in CORPUS_V1["refused"]] + list(V2)
 assert len(OPENS) >= 5
 
 FAST = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -86,15 +91,19 @@ def test_base64url_text_is_only_ever_invalid(value: str) -> None:
     assert_only_invalid(value)
 
 
+KEY_IDS = [(2, key_id) for key_id in SEALER.keys.key_ids] + [(1, k) for k in SEALER.keys.v1_subkeys(PLAIN_COOKIE)]
+"""(version, key id) of every key that opens, in both formats."""
+
+
 @pytest.mark.case("K1")
 @FAST
-@given(
-    key_id=st.sampled_from(SEALER.keys.key_ids),
-    body=st.binary(min_size=24 + MAC_SIZE, max_size=300),
-)
-def test_well_formed_envelopes_with_random_contents_fail_the_mac(key_id: bytes, body: bytes) -> None:
-    """A well-formed envelope with our version and one of our key ids, but random contents, is BAD_MAC."""
-    assert open_or_reason(b64(b"\x01" + key_id + body)) == Reason.BAD_MAC
+@given(version_and_key_id=st.sampled_from(KEY_IDS), body=st.binary(min_size=24 + MAC_SIZE, max_size=300))
+def test_well_formed_envelopes_with_random_contents_fail_the_mac(
+    version_and_key_id: tuple[int, bytes], body: bytes
+) -> None:
+    """A well-formed envelope of either version with one of its key ids, but random contents, is BAD_MAC."""
+    version, key_id = version_and_key_id
+    assert open_or_reason(b64(bytes([version]) + key_id + body)) == Reason.BAD_MAC
 
 
 @pytest.mark.case("K1")
@@ -131,7 +140,7 @@ def test_any_json_session_round_trips(data: dict[str, Any], issued_at: int) -> N
     except SessionTooLarge as exc:
         assert exc.size > MAX_COOKIE_VALUE
         return
-    opened = unseal([KEY_B, KEY_A], value)
+    opened = unseal([KEY_B, KEY_A], value)  # not the current key of this ring
     assert opened.data == data
     assert json.dumps(opened.data) == json.dumps(data)  # 1 stays 1, 1.0 stays 1.0, True stays True
     assert (opened.issued_at, opened.expires_at, opened.sealed_with_current_key) == (issued_at, issued_at + 3600, False)
@@ -181,7 +190,7 @@ def test_single_character_change_rejected(value: str, position: int, replacement
 @pytest.mark.case("K3")
 def test_every_single_character_change_rejected_exhaustively() -> None:
     """For one valid cookie, all 63 replacements at every position are rejected (no sampling)."""
-    value = seal(KEY_A, {"user_id": 42}, issued_at=START, nonce=bytes(range(24)))
+    value = seal(KEY_A, {"user_id": 42}, session_cookie=PLAIN_COOKIE, issued_at=START, nonce=bytes(range(24)))
     assert not isinstance(open_or_reason(value), Reason)
     for position, original in enumerate(value):
         for replacement in ALPHABET:
@@ -236,10 +245,12 @@ def test_random_mutations_never_give_another_session(value: str, steps: list[tup
 
 
 @pytest.mark.case("K4")
-@pytest.mark.parametrize("entry", OPENS, ids=[e["id"] for e in OPENS])
-def test_corpus_seeds_open_in_the_property_harness(entry: dict[str, Any]) -> None:
-    """The corpus cookies used as seeds above do open with the harness's ring, so the seeds exercise success too."""
-    result = open_or_reason(entry["cookie"])
+@pytest.mark.parametrize(
+    ("value", "entry"), [pytest.param(v, e, id=f"v{unb64(v)[0]}-{e['id']}") for v, e in GOOD.items()]
+)
+def test_corpus_seeds_open_in_the_property_harness(value: str, entry: dict[str, Any]) -> None:
+    """The valid seeds above, of both versions, open with the harness's ring, so the seeds exercise success too."""
+    result = open_or_reason(value)
     assert isinstance(result, Opened)
     assert result.data == entry["data"]
-    assert len(unb64(entry["cookie"])) >= HEADER_SIZE + MAC_SIZE
+    assert len(unb64(value)) >= HEADER_SIZE + MAC_SIZE

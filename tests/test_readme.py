@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shlex
@@ -10,11 +11,14 @@ import sys
 import tomllib
 import types
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from sealed_sessions import KeyRing, generate_key
 from sealed_sessions.testing import seal
+from tests.helpers import COOKIE
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -52,6 +56,43 @@ def test_python_snippets_run_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, module.__name__, module)
     for number, code in enumerate(python_blocks, 1):
         exec(compile(code, f"README.md python block {number}", "exec"), module.__dict__)  # noqa: S102 - our own README
+
+
+def test_device_mode_snippet_logs_in_lists_ends_and_logs_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's device-mode app, run: two logins, the list with this device flagged, ending the other, logout."""
+    monkeypatch.setenv("SESSION_KEY", generate_key())
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    module = types.ModuleType("readme_devices")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    for number, code in enumerate(blocks("python"), 1):
+        exec(compile(code, f"README.md python block {number}", "exec"), module.__dict__)  # noqa: S102 - our own README
+    asyncio.run(_device_flow(module.__dict__))
+
+
+async def _device_flow(ns: dict[str, Any]) -> None:
+    async with ns["engine"].begin() as conn:
+        await conn.run_sync(ns["DeviceBase"].metadata.create_all)
+    async with ns["Database"]() as db:
+        db.add(ns["Account"](email="ada@example.com"))
+        await db.commit()
+    transport = httpx.ASGITransport(app=ns["devices_app"])
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="https://testserver") as laptop,
+        httpx.AsyncClient(transport=transport, base_url="https://testserver") as phone,
+    ):
+        for client in (laptop, phone):
+            assert (await client.post("/login", params={"email": "ada@example.com"})).status_code == 200
+        listed = (await laptop.get("/devices")).json()
+        assert len(listed) == 2 and sum(d["current"] for d in listed) == 1
+        other = next(d["id"] for d in listed if not d["current"])
+        assert (await laptop.delete(f"/devices/{other}")).status_code == 204
+        assert (await phone.get("/devices")).status_code == 401
+        assert (await laptop.delete(f"/devices/{other}")).status_code == 404
+        copy = laptop.cookies[COOKIE]
+        assert (await laptop.post("/logout")).status_code == 200
+        replayed = await phone.get("/devices", headers={"cookie": f"{COOKIE}={copy}"})
+        assert replayed.status_code == 401
+    await ns["engine"].dispose()
 
 
 def test_fastapi_example_is_the_type_checked_file() -> None:

@@ -17,7 +17,7 @@ from sealed_sessions import ConfigurationError, Opened, Session, SessionDataErro
 from sealed_sessions import _middleware as middleware_module
 from sealed_sessions._payload import dump_data
 from sealed_sessions.testing import seal, unseal
-from tests.helpers import DAY, KEY_A, START, FakeClock, call, cookie, https_client, set_cookie_value
+from tests.helpers import COOKIE, DAY, KEY_A, START, FakeClock, call, cookie, https_client, set_cookie_value
 
 Action = Callable[[Request], None]
 
@@ -50,7 +50,7 @@ async def test_nested_dict_change_is_saved() -> None:
     assert unseal(KEY_A, result.cookie_value()).data == {"prefs": {"ui": {"theme": "dark"}}}
 
 
-async def test_nested_change_through_scope_without_marking_accessed_is_saved() -> None:
+async def test_nested_change_through_the_scope_is_saved() -> None:
     """A nested change made through ``scope["session"]`` (no ``request.session``) is still saved."""
     app = app_running(lambda r: r.scope["session"]["cart"].append(1), echo=False)
     result = await call(app, cookie(seal(KEY_A, {"cart": []})))
@@ -314,12 +314,11 @@ async def test_nested_non_json_in_a_new_session_fails_loudly() -> None:
 
 
 def test_flags_follow_starlette_for_each_write_method() -> None:
-    """Each mutating dict method sets modified; a failed or no-op pop and reads do not."""
+    """Each mutating dict method sets modified and accessed; a failed pop only reads (accessed, not modified)."""
     session = Session({"a": 1, "b": 2, "c": 3})
-    _ = session["a"], session.get("b"), list(session.items()), "a" in session
-    assert not session.modified and not session.accessed
+    assert (session.accessed, session.modified) == (False, False)
     session.pop("missing", None)
-    assert not session.modified
+    assert (session.accessed, session.modified) == (True, False)
     mutations: list[Callable[[Session], object]] = [
         lambda s: s.pop("a"),
         lambda s: s.popitem(),
@@ -331,6 +330,27 @@ def test_flags_follow_starlette_for_each_write_method() -> None:
         session.modified = session.accessed = False
         mutate(session)
         assert session.modified and session.accessed
+
+
+@pytest.mark.case("F16")
+@pytest.mark.parametrize(
+    "read",
+    [
+        pytest.param(lambda s: s["a"], id="getitem"),
+        pytest.param(lambda s: s.get("missing"), id="get"),
+        pytest.param(lambda s: "a" in s, id="contains"),
+        pytest.param(lambda s: list(iter(s)), id="iter"),
+        pytest.param(len, id="len"),
+        pytest.param(lambda s: s.keys(), id="keys"),
+        pytest.param(lambda s: s.values(), id="values"),
+        pytest.param(lambda s: s.items(), id="items"),
+    ],
+)
+def test_every_read_through_the_dict_api_marks_accessed(read: Callable[[Session], object]) -> None:
+    """Any read through the dict API marks the session accessed (so the response varies on Cookie), never modified."""
+    session = Session({"a": 1})
+    read(session)
+    assert (session.accessed, session.modified) == (True, False)
 
 
 def test_session_is_its_cookies_data_and_reads_lifetime_facts_from_it() -> None:
@@ -372,12 +392,12 @@ async def test_concurrent_writes_last_response_wins() -> None:
 
     app = Starlette(routes=[Route("/", add)], middleware=[Middleware(SessionMiddleware, secret_key=KEY_A)])
     async with https_client(app) as client:
-        client.cookies.set("session", old, domain="testserver.local")  # how the jar names a dotless host
+        client.cookies.set(COOKIE, old, domain="testserver.local")  # how the jar names a dotless host
         first, second = await asyncio.gather(
             client.get("/", headers={"x-item": "a"}),
             client.get("/", headers={"x-item": "b"}),
         )
-        kept = client.cookies["session"]
+        kept = client.cookies[COOKIE]
     assert first.json() == {"cart": ["a"], "by": "a"}  # no request sees the other's nested write
     assert second.json() == {"cart": ["b"], "by": "b"}
     sealed = {set_cookie_value(r.headers["set-cookie"]) for r in (first, second)}

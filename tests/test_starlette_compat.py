@@ -1,8 +1,9 @@
 """Each behaviour Starlette's own tests/middleware/test_session.py checks, against our middleware.
 
-Two differences are mapped, as the README states: ``https_only`` defaults to True (so the
+Three differences are mapped, as the README states: ``https_only`` defaults to True (so the
 "insecure" client here is an explicit ``https_only=False`` app, or plain http against the
-default), and the secret must be strong (``KEY_A`` instead of ``"example"``).
+default), the default cookie name is ``__Host-session`` where its rules hold (``session`` with a
+domain or a path, as Starlette), and the secret must be strong (``KEY_A`` instead of ``"example"``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from sealed_sessions import ConfigurationError, Session, SessionMiddleware
-from tests.helpers import KEY_A, ClientFactory
+from tests.helpers import COOKIE, KEY_A, ClientFactory
 
 MAX_AGE_RE = re.compile(r"; Max-Age=([0-9]+);")
 PATH_RE = re.compile(r"; path=(\S+);")
@@ -81,7 +82,7 @@ async def test_negative_max_age_expires_at_once(client_factory: ClientFactory) -
         assert response.json() == {"session": {"some": "data"}}
     match = VALUE_RE.search(response.headers["set-cookie"])
     assert match is not None
-    async with client_factory(app, cookies={"session": match[1]}) as client:
+    async with client_factory(app, cookies={COOKIE: match[1]}) as client:
         assert (await client.get("/view_session")).json() == {"session": {}}
 
 
@@ -133,7 +134,7 @@ async def test_invalid_cookie_gives_empty_session(client_factory: ClientFactory)
     app = make_app()
     async with client_factory(app) as client:
         assert (await client.post("/update_session", json={"some": "data"})).status_code == 200
-    async with client_factory(app, cookies={"session": "invalid"}) as client:
+    async with client_factory(app, cookies={COOKIE: "invalid"}) as client:
         response = await client.get("/view_session")
     assert response.status_code == 200
     assert response.json() == {"session": {}}
@@ -146,7 +147,7 @@ async def test_max_age_none_is_a_browser_session_cookie(client_factory: ClientFa
         assert response.json() == {"session": {"some": "data"}}
         assert "max-age" not in response.headers["set-cookie"].lower()
         assert (await client.get("/view_session")).json() == {"session": {"some": "data"}}
-        client.cookies.delete("session")
+        client.cookies.delete(COOKIE)
         assert (await client.get("/view_session")).json() == {"session": {}}
 
 

@@ -3,8 +3,10 @@
 - ``keygen``: print a fresh random key (32 bytes, base64url) for ``secret_key``.
 - ``inspect COOKIE``: open a cookie with the keys in ``$SEALED_SESSIONS_KEYS`` (comma-separated,
   newest first) and print its data and timestamps, or the reason it does not open. ``-`` reads
-  the cookie from standard input; values under keys naming a token, password or secret (such as
-  the revocation token) are redacted unless ``--show-secrets``.
+  the cookie from standard input. Every string value is redacted (only its length is shown)
+  unless ``--show-secrets``: a session can hold tokens under any name. Whatever is printed has
+  its control and formatting characters escaped (``\u001b``, ``\u202e``), so a session cannot
+  drive the terminal.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import json
 import os
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ._cookie import DEFAULT_NAME
 from ._errors import ConfigurationError, InvalidCookie
 from ._keys import generate_key
 from ._sealer import Sealer
@@ -33,21 +37,25 @@ def _when(timestamp: int | None) -> str:
     return f"{datetime.fromtimestamp(timestamp, UTC).isoformat()} ({timestamp})"
 
 
-_SECRET_WORDS = ("token", "password", "secret")
-"""Values under keys containing these words are shown as a placeholder unless --show-secrets."""
-
-
 def _redacted(value: Any) -> Any:
+    """``value`` with every string replaced by a placeholder that gives only its length."""
     if isinstance(value, dict):
-        return {
-            k: "<redacted>" if any(w in k.lower() for w in _SECRET_WORDS) else _redacted(v) for k, v in value.items()
-        }
+        return {k: _redacted(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_redacted(v) for v in value]
+    if isinstance(value, str):
+        return f"<redacted: {len(value)} characters>"
     return value
 
 
-def _inspect(cookie: str, cookie_name: str, show_secrets: bool) -> int:
+def _safe_for_terminal(text: str) -> str:
+    """``text`` with control, formatting and separator characters (C0, C1, bidi overrides) escaped."""
+    return "".join(
+        f"\\u{ord(c):04x}" if c not in "\n" and unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text
+    )
+
+
+def _inspect(cookie: str, cookie_name: str, context: str, show_secrets: bool) -> int:
     keys = [k.strip() for k in os.environ.get(KEYS_ENV, "").split(",") if k.strip()]
     if not keys:
         print(f"error: set {KEYS_ENV} to the application's keys, comma-separated, newest first", file=sys.stderr)
@@ -55,7 +63,7 @@ def _inspect(cookie: str, cookie_name: str, show_secrets: bool) -> int:
     if cookie == "-":  # from standard input: keeps the cookie out of `ps` and the shell history
         cookie = sys.stdin.read()
     try:
-        opened = Sealer(keys, cookie_name).peek(cookie.strip())
+        opened = Sealer(keys, cookie_name, context=context).peek(cookie.strip())
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -63,7 +71,8 @@ def _inspect(cookie: str, cookie_name: str, show_secrets: bool) -> int:
         print(f"does not open: {exc.reason.value}", file=sys.stderr)
         return 1
     now = int(time.time())
-    print(json.dumps(opened.data if show_secrets else _redacted(opened.data), indent=2, ensure_ascii=False))
+    shown = json.dumps(opened.data if show_secrets else _redacted(opened.data), indent=2, ensure_ascii=False)
+    print(_safe_for_terminal(shown))
     print(f"issued at:   {_when(opened.issued_at)}")
     print(
         f"expires at:  {_when(opened.expires_at)}"
@@ -80,12 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("keygen", help="print a fresh random key")
     inspect = commands.add_parser("inspect", help=f"open a cookie with the keys in ${KEYS_ENV}")
     inspect.add_argument("cookie", help="the cookie value (without the name=), or - to read it from standard input")
+    inspect.add_argument("--show-secrets", action="store_true", help="show string values instead of their lengths")
     inspect.add_argument(
-        "--show-secrets", action="store_true", help="show values under keys naming a token, password or secret"
+        "--cookie-name", default=DEFAULT_NAME, help=f"the cookie's name (default: {DEFAULT_NAME}; plain HTTP: session)"
     )
-    inspect.add_argument("--cookie-name", default="session", help="the cookie's name (default: session)")
+    inspect.add_argument("--context", default="", help="the middleware's context label (default: none)")
     args = parser.parse_args(argv)
     if args.command == "keygen":
         print(generate_key())
         return 0
-    return _inspect(args.cookie, args.cookie_name, args.show_secrets)
+    return _inspect(args.cookie, args.cookie_name, args.context, args.show_secrets)

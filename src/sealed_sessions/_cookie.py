@@ -15,10 +15,26 @@ from typing import Literal
 
 from ._errors import ConfigurationError, SessionTooLarge
 
-__all__ = ["MAX_SET_COOKIE", "CookieOptions", "find_cookie"]
+__all__ = [
+    "DEFAULT_NAME",
+    "MAX_SAME_NAME",
+    "MAX_SET_COOKIE",
+    "PLAIN_NAME",
+    "CookieOptions",
+    "default_name",
+    "find_cookies",
+]
 
 MAX_SET_COOKIE = 4096
 """Largest ``Set-Cookie`` value we send: the whole header value, name and attributes included."""
+DEFAULT_NAME = "__Host-session"
+"""The cookie name wherever the ``__Host-`` rules hold (Secure, ``Path=/``, no ``Domain``): browsers
+then refuse the cookie from a sibling subdomain, a parent domain or plain HTTP, so nobody can plant
+one next to ours."""
+PLAIN_NAME = "session"
+"""The cookie name where the ``__Host-`` rules cannot hold (plain HTTP, a domain or a path set)."""
+MAX_SAME_NAME = 4
+"""Values of one cookie name tried per request; later ones are ignored (bounded work per request)."""
 
 SameSite = Literal["lax", "strict", "none"]
 
@@ -27,10 +43,22 @@ _ATTRIBUTE_VALUE = re.compile(r"[\x21-\x2b\x2d-\x3a\x3c-\x7e]+")  # printable, n
 _EXPIRED = "expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; "
 
 
+def default_name(*, secure: bool, path: str, domain: str | None) -> str:
+    """``DEFAULT_NAME`` where the ``__Host-`` prefix's rules hold, else ``PLAIN_NAME``."""
+    return DEFAULT_NAME if secure and path == "/" and domain is None else PLAIN_NAME
+
+
 class CookieOptions:
     """One cookie's name and attributes, validated, with the constant header parts precomputed."""
 
     __slots__ = ("_deletion", "_flags", "_name_eq", "name", "path", "secure")
+
+    name: str
+    """The cookie's name."""
+    path: str
+    """The ``Path`` attribute."""
+    secure: bool
+    """Whether the cookie carries ``Secure`` (``https_only``)."""
 
     def __init__(
         self,
@@ -89,23 +117,28 @@ class CookieOptions:
         """The ``Set-Cookie`` value that makes the browser forget the cookie."""
         return self._deletion
 
-    def find(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-        """The first value of this cookie in the request's Cookie headers, raw, or ``None``."""
-        return find_cookie(headers, self._name_eq)
+    def find(self, headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
+        """This cookie's values in the request's Cookie headers, in order, raw, at most ``MAX_SAME_NAME``."""
+        return find_cookies(headers, self._name_eq)
 
 
-def find_cookie(headers: Iterable[tuple[bytes, bytes]], name_eq: bytes) -> str | None:
-    """Find ``name=`` in Cookie headers without unquoting or decoding anything.
+def find_cookies(headers: Iterable[tuple[bytes, bytes]], name_eq: bytes) -> list[str]:
+    """The values of ``name=`` in Cookie headers, without unquoting or decoding anything.
 
-    The first occurrence wins (browsers send the most specific path first). The value comes back
-    exactly as sent, as latin-1 text, so quoted or escaped values fail the strict base64url check
-    later instead of being "repaired" here.
+    In the order sent (browsers send the most specific path first), at most ``MAX_SAME_NAME``.
+    Values come back exactly as sent, as latin-1 text, so quoted or escaped values fail the strict
+    base64url check later instead of being "repaired" here. A pair must start with the exact name:
+    a nameless cookie whose value is ``name=...`` arrives as ``=name=...`` from a parser that keeps
+    the empty name, and is not taken for ours.
     """
+    found: list[str] = []
     for key, value in headers:
-        if key != b"cookie" or name_eq not in value:
+        if key != b"cookie" or name_eq not in value:  # ASGI servers lowercase header names
             continue
         for pair in value.split(b";"):
             pair = pair.strip(b" \t")
             if pair.startswith(name_eq):
-                return pair[len(name_eq) :].decode("latin-1")
-    return None
+                found.append(pair[len(name_eq) :].decode("latin-1"))
+                if len(found) == MAX_SAME_NAME:
+                    return found
+    return found

@@ -1,20 +1,25 @@
 """The envelope: authenticated encryption of bytes into a cookie-safe string, and back.
 
-Format, version 1 (pinned by a known-answer test)::
+Format, version 2 (pinned by a known-answer test)::
 
     cookie value = base64url_nopad( version | key_id | nonce | box )
-        version  1 byte    0x01
+        version  1 byte    0x02
         key_id   4 bytes   selects the key in the ring (see _keys.py)
         nonce   24 bytes   fresh from the OS CSPRNG for every seal
         box     16+n bytes crypto_secretbox_easy(plaintext, nonce, subkey): Poly1305 MAC then
                            XSalsa20 ciphertext
 
+Version 1 has the same layout with version byte 0x01 and a subkey bound to the cookie name only
+(no context). It still opens where that is safe: under a random master key, when no context is
+set. Opening one reports it as not sealed the current way, so the middleware reseals it as
+version 2 on that response.
+
 What you get: nobody without the key can read the plaintext or produce any value that opens
 (XSalsa20-Poly1305, 256-bit keys, random 192-bit nonces, so nonce reuse is not a practical risk).
-The subkey is derived per cookie name and per format version, so a value opens only under the
-name and version it was sealed for. The version and key id are neither encrypted nor under the
-MAC: they only select how to open the rest, so a changed one is refused as an unknown version or
-key id, or selects another key and fails the MAC.
+The subkey is derived per cookie name, context and format version, so a value opens only under
+the name, application and version it was sealed for. The version and key id are neither
+encrypted nor under the MAC: they only select how to open the rest, so a changed one is refused
+as an unknown version or key id, or selects another key and fails the MAC.
 
 What you do not get: the plaintext's length is visible (ciphertext length = plaintext + 16), and a
 sealed value can be replayed as long as its own timestamps allow.
@@ -35,7 +40,8 @@ from ._keys import KEY_ID_SIZE, KeyRing
 
 __all__ = ["MAX_COOKIE_VALUE", "Envelope"]
 
-VERSION = 1
+VERSION = 2
+V1 = 1
 NONCE_SIZE = 24
 MAC_SIZE = 16
 HEADER_SIZE = 1 + KEY_ID_SIZE + NONCE_SIZE
@@ -70,15 +76,16 @@ def b64decode_strict(text: str) -> bytes:
 
 
 class Envelope:
-    """Seals and opens bytes for one cookie name with one key ring.
+    """Seals and opens bytes for one cookie name and context with one key ring.
 
     Build it once per cookie name at startup; it holds the derived subkeys.
     """
 
-    __slots__ = ("_current_id", "_current_key", "_keys")
+    __slots__ = ("_current_id", "_current_key", "_keys", "_v1_keys")
 
-    def __init__(self, keys: KeyRing, cookie_name: str) -> None:
-        self._keys = keys.subkeys(cookie_name)
+    def __init__(self, keys: KeyRing, cookie_name: str, context: str = "") -> None:
+        self._keys = keys.subkeys(cookie_name, context)
+        self._v1_keys = {} if context else keys.v1_subkeys(cookie_name)
         self._current_id = keys.key_ids[0]
         self._current_key = self._keys[self._current_id]
 
@@ -86,7 +93,7 @@ class Envelope:
         return f"<Envelope: {len(self._keys)} key(s)>"
 
     def seal(self, plaintext: bytes, *, nonce: bytes | None = None) -> str:
-        """Encrypt and authenticate ``plaintext`` with the current key.
+        """Encrypt and authenticate ``plaintext`` with the current key, in the current format.
 
         ``nonce`` exists for known-answer tests only; leave it out and a fresh random one is used.
         """
@@ -98,6 +105,7 @@ class Envelope:
     def open(self, value: str) -> tuple[bytes, bool]:
         """Return ``(plaintext, sealed_with_current_key)``, or raise :class:`InvalidCookie`.
 
+        ``sealed_with_current_key`` is false for an older key of the ring or an older format.
         Refuses oversized input before decoding it, and picks the key by id: one MAC check at
         most, whatever the number of keys.
         """
@@ -106,14 +114,18 @@ class Envelope:
         if len(value) < _MIN_TEXT:
             raise InvalidCookie(Reason.MALFORMED)
         raw = b64decode_strict(value)
-        if raw[0] != VERSION:
+        if raw[0] == VERSION:
+            keys = self._keys
+        elif raw[0] == V1:
+            keys = self._v1_keys
+        else:
             raise InvalidCookie(Reason.UNKNOWN_VERSION)
         key_id = raw[1 : 1 + KEY_ID_SIZE]
-        key = self._keys.get(key_id)
+        key = keys.get(key_id)
         if key is None:
             raise InvalidCookie(Reason.UNKNOWN_KEY)
         try:
             plaintext = crypto_secretbox_open_easy(raw[HEADER_SIZE:], raw[1 + KEY_ID_SIZE : HEADER_SIZE], key)
         except CryptoError:
             raise InvalidCookie(Reason.BAD_MAC) from None
-        return plaintext, key_id == self._current_id
+        return plaintext, key is self._current_key

@@ -85,6 +85,11 @@ class Reason(enum.StrEnum):
     """Unused for longer than the idle timeout."""
     FUTURE = "future"
     """Issued further in the future than the allowed clock skew."""
+    DUPLICATE = "duplicate"
+    """Several cookies of this name arrived (one planted with another path or domain, say); the
+    first that opens is used. Logged as an observation, not a refusal, unless none opens."""
+    AMBIGUOUS = "ambiguous"
+    """Two different values of this name both opened: neither is trusted, the session is empty."""
 
 
 class InvalidCookie(SealedSessionsError):
@@ -109,8 +114,8 @@ class UnusableUser(SealedSessionsError, ValueError):
 
 
 class DatabaseUnavailable(SealedSessionsError):
-    """The revocation check got no answer from the database, so the session is neither accepted
-    nor refused.
+    """The database gave no answer to the revocation check (the session is neither accepted nor
+    refused) or to a device-session operation; ``operation`` says which.
 
     ``error`` names the exception classes only (such as ``"OperationalError from
     ConnectionRefusedError"``): the database's own messages carry the statement and its
@@ -119,11 +124,12 @@ class DatabaseUnavailable(SealedSessionsError):
     missing table or column), which does not.
     """
 
-    def __init__(self, error: str, *, connectivity: bool) -> None:
+    def __init__(self, error: str, *, connectivity: bool, operation: str = "session check") -> None:
         self.error = error
         self.connectivity = connectivity
+        self.operation = operation
         if connectivity:
             what = "database unavailable"
         else:
             what = "database error, not a connectivity problem: check the schema"
-        super().__init__(f"session check failed: {what} ({error})")
+        super().__init__(f"{operation} failed: {what} ({error})")

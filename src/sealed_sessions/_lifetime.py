@@ -82,15 +82,17 @@ class Lifetime:
         """The absolute expiry of a session that starts at ``issued_at`` under this policy."""
         return expiry(issued_at, self.max_age)
 
-    def cookie_max_age(self, expires_at: int | None, now: int) -> int | None:
+    def cookie_max_age(self, expires_at: int | None, now: int, last_active: int | None = None) -> int | None:
         """The ``Max-Age`` to send, so the browser forgets the cookie when we would refuse it.
 
         ``None`` (no ``Max-Age``: a browser-session cookie) when the session has no absolute
         expiry, even with an idle timeout: that one is enforced from the sealed ``last_active``.
-        Otherwise the time left, shortened to ``idle_timeout`` for a cookie sealed at ``now``.
+        Otherwise the time left, shortened to what is left of the idle window for a cookie whose
+        ``last_active`` is given (``now`` by default).
         """
         if expires_at is None:
             return None
         if self.idle_timeout is None:
             return expires_at - now
-        return min(expires_at - now, self.idle_timeout)
+        idle_left = self.idle_timeout - (now - (now if last_active is None else last_active))
+        return min(expires_at - now, idle_left)

@@ -6,27 +6,23 @@ meanings, same ``scope["session"]``, two stricter defaults (``https_only=True``,
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Literal
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._cookie import CookieOptions
-from ._errors import InvalidCookie, SessionDataError
+from ._cookie import CookieOptions, default_name
+from ._errors import InvalidCookie, Reason, SessionDataError
+from ._headers import header_list, keep_out_of_shared_caches, vary_on_cookie
 from ._keys import KeyInput
 from ._lifetime import expiry
 from ._payload import Opened, dump_data
+from ._rejections import RejectionLog
 from ._sealer import DEFAULT_MAX_AGE, Sealer
 from ._session import Session
 
 __all__ = ["SessionMiddleware"]
-
-logger = logging.getLogger("sealed_sessions")
-
-_SHARED_CACHE_DIRECTIVES = ("public", "s-maxage")
 
 
 class SessionMiddleware:
@@ -60,12 +56,14 @@ class SessionMiddleware:
     """Where the session goes in the ASGI scope."""
     clock: Callable[[], float]
     """Seconds since the epoch; injectable for tests."""
+    rejections: RejectionLog
+    """Refused cookies: rate-limited logging, and ``rejections.counts`` per reason since start."""
 
     def __init__(
         self,
         app: ASGIApp,
         secret_key: KeyInput,
-        session_cookie: str = "session",
+        session_cookie: str | None = None,
         max_age: int | None = DEFAULT_MAX_AGE,
         path: str = "/",
         same_site: Literal["lax", "strict", "none"] = "lax",
@@ -74,10 +72,13 @@ class SessionMiddleware:
         partitioned: bool = False,
         *,
         idle_timeout: int | None = None,
+        context: str = "",
         scope_key: str = "session",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
+        if session_cookie is None:
+            session_cookie = default_name(secure=https_only, path=path, domain=domain)
         self.cookie = CookieOptions(
             session_cookie,
             path=path,
@@ -86,9 +87,10 @@ class SessionMiddleware:
             domain=domain,
             partitioned=partitioned,
         )
-        self.sealer = Sealer(secret_key, session_cookie, max_age=max_age, idle_timeout=idle_timeout)
+        self.sealer = Sealer(secret_key, session_cookie, max_age=max_age, idle_timeout=idle_timeout, context=context)
         self.scope_key = scope_key
         self.clock = clock
+        self.rejections = RejectionLog(session_cookie, clock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -111,57 +113,67 @@ class SessionMiddleware:
         await self.app(scope, receive, send_wrapper)
 
     def _open(self, scope: Scope, now: int) -> Opened | None:
-        """The valid session in the request's cookie, if any; a bad one is logged and dropped."""
-        value = self.cookie.find(scope["headers"])
-        if value is None:
+        """The valid session in the request's cookie, if any; bad ones are logged and dropped.
+
+        Several values of our name (a cookie planted for a more specific path or a parent domain)
+        are tried in order and the first that opens is used, so planted garbage cannot lock a user
+        out. Two *different* values that both open are ambiguous (a planted valid session would
+        swap accounts): neither is used.
+        """
+        values = self.cookie.find(scope["headers"])
+        if not values:
             return None
-        try:
-            return self.sealer.open(value, now)
-        except InvalidCookie as exc:
-            logger.info(
-                "session cookie %r rejected: %s",
-                self.cookie.name,
-                exc.reason.value,
-                extra={"cookie_name": self.cookie.name, "reason": exc.reason.value},
-            )
-            return None
+        found: Opened | None = None
+        found_value = ""
+        for value in values:
+            try:
+                opened = self.sealer.open(value, now)
+            except InvalidCookie as exc:
+                self.rejections(exc.reason)
+                continue
+            if found is None:
+                found, found_value = opened, value
+            elif value != found_value:
+                self.rejections(Reason.AMBIGUOUS)
+                return None
+        if len(values) > 1:
+            self.rejections(Reason.DUPLICATE)
+        return found
 
     def _finish(self, message: Message, session: Session, now: int) -> None:
         """Add ``Vary`` and, when needed, ``Set-Cookie`` to a response start message."""
+        accessed = session.accessed  # before our own look at the session below
         if message["status"] >= 500:  # a failing app must not reseal or delete anything
             set_cookie = None
         elif session.opened is None:
             set_cookie = self._new_cookie(session, now)
         else:
-            set_cookie = self._next_cookie(session, session.opened, now)
-        if not (session.accessed or set_cookie):
+            set_cookie = self._next_cookie(session, session.opened, now, accessed)
+        if not (accessed or set_cookie):
             return  # the common read-nothing case: leave the message alone
-        raw = _header_list(message)
-        if not set_cookie and not any(name == b"vary" for name, _ in raw):
-            raw.append((b"vary", b"Cookie"))  # the common read-only case, without MutableHeaders
-            return
-        headers = MutableHeaders(raw=raw)
-        if session.accessed:
-            _vary_on_cookie(headers)
+        headers = header_list(message)
+        if accessed:
+            vary_on_cookie(headers)
         if set_cookie:
-            headers.append("set-cookie", set_cookie)
-            _keep_out_of_shared_caches(headers)
+            headers.append((b"set-cookie", set_cookie.encode("latin-1")))
+            keep_out_of_shared_caches(headers)
 
     def _new_cookie(self, session: Session, now: int) -> str | None:
         """The cookie for a request that arrived without a valid one: only if the app stored data."""
-        if not session:
+        if not dict.__len__(session):
             return None
         data_json = dump_data(session)
         session.check_all()  # json.dumps would quietly turn a nested tuple into a list
         issued_at, expires_at = self._lifetime_of(session, None, now)
-        return self._set_cookie(data_json, issued_at, expires_at, now)
+        return self._set_cookie(data_json, issued_at, expires_at, now, now)
 
-    def _next_cookie(self, session: Session, opened: Opened, now: int) -> str | None:
+    def _next_cookie(self, session: Session, opened: Opened, now: int, accessed: bool) -> str | None:
         """The cookie for a request that arrived with a valid one, or ``None`` to keep it as it is.
 
         A new cookie is needed when the data changed, the session was reset, its expiry changed
-        (``set_max_age``), the cookie was sealed with an older key, or idle renewal is due. An
-        emptied session gets a deletion cookie instead.
+        (``set_max_age``), the cookie was sealed with an older key or format, or idle renewal is
+        due: the request used the session (``accessed``), was not marked passive, and a quarter of
+        the idle window has passed. An emptied session gets a deletion cookie instead.
         """
         data_json = opened.data_json if self._surely_unchanged(session) else dump_data(session)
         changed = data_json != opened.data_json
@@ -171,14 +183,17 @@ class SessionMiddleware:
             or session.was_reset
             or expires_at != opened.expires_at
             or not opened.sealed_with_current_key
-            or self.sealer.lifetime.renewal_due(opened.last_active, now)
+            or (accessed and not session.passive and self.sealer.lifetime.renewal_due(opened.last_active, now))
         ):
             return None
-        if not session:
+        if not dict.__len__(session):
             return self.cookie.deletion()
         if changed:
             session.check_all()  # nested writes never went through __setitem__
-        return self._set_cookie(data_json, issued_at, expires_at, now)
+        # Only a request that used the session counts as activity: a passive or unread request
+        # that reseals (a write, an older key or format) keeps the idle clock where it was.
+        active = accessed and not session.passive
+        return self._set_cookie(data_json, issued_at, expires_at, now, now if active else opened.last_active)
 
     def _lifetime_of(self, session: Session, opened: Opened | None, now: int) -> tuple[int, int | None]:
         """``(issued_at, expires_at)`` for the next cookie.
@@ -202,26 +217,12 @@ class SessionMiddleware:
         nested list or dict in place, so a session of plain values that was not modified is
         unchanged. This keeps the read-only hot path free of JSON encoding.
         """
-        return not session.modified and not any(isinstance(v, dict | list) for v in session.values())
+        return not session.modified and not any(isinstance(v, dict | list) for v in dict.values(session))
 
-    def _set_cookie(self, data_json: bytes, issued_at: int, expires_at: int | None, now: int) -> str:
-        """The whole ``Set-Cookie`` value for the session sealed at ``now``."""
-        value = self.sealer.seal_json(data_json, issued_at=issued_at, expires_at=expires_at, now=now)
-        return self.cookie.set_cookie(value, self.sealer.lifetime.cookie_max_age(expires_at, now))
-
-
-def _header_list(message: Message) -> list[tuple[bytes, bytes]]:
-    """The start message's headers as a list we may append to, stored back into the message.
-
-    The ASGI spec makes ``headers`` optional and allows any iterable of pairs.
-    """
-    raw = message.get("headers")
-    if raw is None:
-        raw = []
-    elif not isinstance(raw, list):
-        raw = list(raw)
-    message["headers"] = raw
-    return raw
+    def _set_cookie(self, data_json: bytes, issued_at: int, expires_at: int | None, now: int, last_active: int) -> str:
+        """The whole ``Set-Cookie`` value for the session sealed at ``now`` with ``last_active``."""
+        value = self.sealer.seal_json(data_json, issued_at=issued_at, expires_at=expires_at, now=last_active)
+        return self.cookie.set_cookie(value, self.sealer.lifetime.cookie_max_age(expires_at, now, last_active))
 
 
 def _adopt_replacement(session: Session, current: object) -> None:
@@ -239,30 +240,3 @@ def _adopt_replacement(session: Session, current: object) -> None:
     replacement = dict(current)
     session.clear()
     session.update(replacement)
-
-
-def _vary_on_cookie(headers: MutableHeaders) -> None:
-    """Add ``Cookie`` to ``Vary`` once, even with several session middlewares stacked."""
-    values = headers.getlist("vary")
-    if not values:
-        headers.append("vary", "Cookie")  # the common case, without add_vary_header's rescans
-    elif not {v.strip().lower() for v in ",".join(values).split(",")} & {"cookie", "*"}:
-        headers.add_vary_header("Cookie")
-
-
-def _keep_out_of_shared_caches(headers: MutableHeaders) -> None:
-    """A response that sets a session cookie must never be stored by a shared cache.
-
-    Drops ``public`` and ``s-maxage`` and adds ``private`` unless ``private`` or ``no-store`` is
-    already there; every other directive of the app's (``max-age``, ``no-cache``...) is kept.
-    """
-    values = headers.getlist("cache-control")
-    if not values:
-        headers.append("cache-control", "private")
-        return
-    directives = [d.strip() for d in ",".join(values).split(",") if d.strip()]
-    kept = [d for d in directives if d.split("=", 1)[0].strip().lower() not in _SHARED_CACHE_DIRECTIVES]
-    if not any(d.lower() in ("private", "no-store") for d in kept):
-        kept.append("private")
-    if kept != directives or len(values) > 1:
-        headers["cache-control"] = ", ".join(kept)

@@ -21,16 +21,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._cookie import DEFAULT_NAME
 from ._envelope import MAX_COOKIE_VALUE, Envelope
-from ._errors import InvalidCookie, SessionTooLarge
+from ._errors import ConfigurationError, InvalidCookie, SessionTooLarge
 from ._keys import KeyInput, KeyRing
 from ._lifetime import Lifetime
 from ._payload import Opened, check_json_value, decode, dump_data, encode
 
-__all__ = ["DEFAULT_MAX_AGE", "Sealer"]
+__all__ = ["DEFAULT_MAX_AGE", "MAX_CONTEXT", "Sealer"]
 
 DEFAULT_MAX_AGE = 14 * 24 * 60 * 60
 """Fourteen days in seconds: the default absolute lifetime, as in Starlette."""
+MAX_CONTEXT = 255
+"""Longest ``context`` label, in UTF-8 bytes."""
 
 
 class Sealer:
@@ -41,30 +44,37 @@ class Sealer:
     from any number of tasks: it holds no per-call state.
     """
 
-    __slots__ = ("_envelope", "cookie_name", "keys", "lifetime")
+    __slots__ = ("_envelope", "context", "cookie_name", "keys", "lifetime")
 
     keys: KeyRing
     """The key ring: the first key seals, every key opens."""
     cookie_name: str
     """The cookie name the subkeys are bound to: a value opens only under the name it was sealed for."""
+    context: str
+    """The application or purpose label bound into the subkeys (empty by default): a value sealed
+    under one context never opens under another, even with the same key and cookie name."""
     lifetime: Lifetime
     """The expiry policy :meth:`open` applies."""
 
     def __init__(
         self,
         secret_key: KeyInput,
-        cookie_name: str = "session",
+        cookie_name: str = DEFAULT_NAME,
         *,
         max_age: int | None = DEFAULT_MAX_AGE,
         idle_timeout: int | None = None,
+        context: str = "",
     ) -> None:
+        if not isinstance(context, str) or len(context.encode("utf-8", "surrogatepass")) > MAX_CONTEXT:
+            raise ConfigurationError(f"context must be a str of at most {MAX_CONTEXT} bytes, got {context!r}")
         self.keys = KeyRing(secret_key)
         self.cookie_name = cookie_name
+        self.context = context
         self.lifetime = Lifetime(max_age, idle_timeout)
-        self._envelope = Envelope(self.keys, cookie_name)
+        self._envelope = Envelope(self.keys, cookie_name, context)
 
     def __repr__(self) -> str:
-        return f"<Sealer {self.cookie_name!r}: {len(self.keys)} key(s), {self.lifetime}>"
+        return f"<Sealer {self.cookie_name!r} context={self.context!r}: {len(self.keys)} key(s), {self.lifetime}>"
 
     def open(self, value: str, now: int) -> Opened:
         """The session in ``value`` if it is authentic and valid at ``now``; else :class:`InvalidCookie`."""

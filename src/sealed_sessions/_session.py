@@ -11,14 +11,17 @@ data with what the cookie held, so they are saved too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
 
 from ._errors import ConfigurationError
 from ._lifetime import check_seconds
 from ._payload import Opened, check_json_value
+
+if TYPE_CHECKING:  # the view types exist at run time only in a private module
+    from _collections_abc import dict_items, dict_keys, dict_values
 
 __all__ = ["Session"]
 
@@ -35,6 +38,8 @@ class Session(dict[str, Any]):
     """Read or written during this request: the response gets ``Vary: Cookie``."""
     modified: bool = False
     """Written through the dict API during this request."""
+    passive: bool = False
+    """:meth:`mark_passive` was called: this request does not renew the idle timeout."""
     opened: Opened | None
     """The cookie this session arrived in, or ``None`` for a new session."""
     was_reset: bool
@@ -85,6 +90,54 @@ class Session(dict[str, Any]):
         self.accessed = True
         self.modified = True
 
+    def mark_passive(self) -> None:
+        """Do not count this request as activity: the idle timeout is not renewed by it.
+
+        For pollers, health checks and background refreshes that read the session but should not
+        keep an abandoned session alive. Writes are still saved.
+        """
+        self.passive = True
+
+    # -- reads: flag ----------------------------------------------------------------------------
+    # However the session is read (request.session, scope["session"], Session.of), the response
+    # then depends on the cookie and gets Vary: Cookie, and the request counts as activity.
+
+    def __getitem__(self, key: str) -> Any:
+        self.accessed = True
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """As ``dict.get``; marks the session accessed."""
+        self.accessed = True
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.accessed = True
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self.accessed = True
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self.accessed = True
+        return super().__len__()
+
+    def keys(self) -> dict_keys[str, Any]:
+        """As ``dict.keys``; marks the session accessed."""
+        self.accessed = True
+        return super().keys()
+
+    def values(self) -> dict_values[str, Any]:
+        """As ``dict.values``; marks the session accessed."""
+        self.accessed = True
+        return super().values()
+
+    def items(self) -> dict_items[str, Any]:
+        """As ``dict.items``; marks the session accessed."""
+        self.accessed = True
+        return super().items()
+
     # -- lifetime -------------------------------------------------------------------------------
 
     def reset(self, keep: Iterable[str] | str = ()) -> None:
@@ -128,26 +181,31 @@ class Session(dict[str, Any]):
         super().__delitem__(key)
 
     def clear(self) -> None:
+        """Empty the session; the response gets a deletion cookie."""
         self.mark_modified()
         super().clear()
 
     def pop(self, key: str, *args: Any) -> Any:
+        """As ``dict.pop``; marks the session modified if ``key`` was there."""
         if key in self:
             self.mark_modified()
         return super().pop(key, *args)
 
     def popitem(self) -> tuple[str, Any]:
+        """As ``dict.popitem``; marks the session modified."""
         item = super().popitem()
         self.mark_modified()
         return item
 
     def setdefault(self, key: str, default: Any = None) -> Any:
+        """As ``dict.setdefault``; checks and stores ``default`` only if ``key`` is missing."""
         if key not in self:
             check_json_value(key, default)
             self.mark_modified()
         return super().setdefault(key, default)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
+        """As ``dict.update``; every value is checked as JSON before any is stored."""
         new = dict(*args, **kwargs)
         for key, value in new.items():
             check_json_value(key, value)

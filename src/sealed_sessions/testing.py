@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ._cookie import DEFAULT_NAME
 from ._keys import KeyInput
 from ._payload import Opened
 from ._sealer import DEFAULT_MAX_AGE, Sealer
@@ -25,20 +26,23 @@ def seal(
     secret_key: KeyInput,
     data: Mapping[str, Any],
     *,
-    session_cookie: str = "session",
+    session_cookie: str = DEFAULT_NAME,
     max_age: int | None = DEFAULT_MAX_AGE,
     issued_at: int | None = None,
     last_active: int | None = None,
+    context: str = "",
     nonce: bytes | None = None,
 ) -> str:
     """Return a cookie value holding ``data``, as the middleware with these settings would seal it.
 
-    ``issued_at`` defaults to now, ``last_active`` to ``issued_at``; ``nonce`` is for fixed test
-    vectors only. Raises :class:`SessionDataError` for data that is not JSON, and
-    :class:`SessionTooLarge` when the value alone is longer than any cookie that opens (the
-    middleware's own limit, on the whole ``Set-Cookie`` header, is slightly stricter).
+    ``session_cookie`` and ``context`` must match the middleware's (its default name is
+    ``__Host-session``, or ``session`` with ``https_only=False``, a domain or a path). ``issued_at``
+    defaults to now, ``last_active`` to ``issued_at``; ``nonce`` is for fixed test vectors only.
+    Raises :class:`SessionDataError` for data that is not JSON, and :class:`SessionTooLarge` when
+    the value alone is longer than any cookie that opens (the middleware's own limit, on the
+    whole ``Set-Cookie`` header, is slightly stricter).
     """
-    sealer = Sealer(secret_key, session_cookie, max_age=max_age)
+    sealer = Sealer(secret_key, session_cookie, max_age=max_age, context=context)
     if issued_at is None:
         issued_at = int(time.time())
     return sealer.seal(
@@ -50,6 +54,8 @@ def seal(
     )
 
 
-def unseal(secret_key: KeyInput, value: str, *, session_cookie: str = "session") -> UnsealedCookie:
+def unseal(
+    secret_key: KeyInput, value: str, *, session_cookie: str = DEFAULT_NAME, context: str = ""
+) -> UnsealedCookie:
     """Open ``value`` without checking expiry. Raises :class:`InvalidCookie` with a reason."""
-    return Sealer(secret_key, session_cookie).peek(value)
+    return Sealer(secret_key, session_cookie, context=context).peek(value)

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from tests.helpers import KEY_A, ClientFactory
+from tests.helpers import COOKIE, KEY_A, ClientFactory
 
 from .faultproxy import FaultProxy, Mode
 from .sealedapp import TestApp, build_app, create_users, drop_table
@@ -69,7 +69,7 @@ async def rig(postgres_url: str, table_name: str, client_factory: ClientFactory)
 
 
 def _cookie(client: httpx.AsyncClient) -> str | None:
-    return client.cookies.get("session")
+    return client.cookies.get(COOKIE)
 
 
 async def _logged_in(rig: Rig, uid: int = 1) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from sealed_sessions.testing import seal
-from tests.helpers import KEY_A, ClientFactory, loopback_url
+from tests.helpers import KEY_A, ClientFactory, cookie, loopback_url
 
 from .sealedapp import TestApp, build_app, create_users, drop_table
 
@@ -71,8 +71,8 @@ async def test_forged_auth_fields_are_refused_never_500(
 ) -> None:
     """A key-holder's session with an impossible user id or token gets 401 and a deletion cookie, never 500 or 503."""
     _, test_app = built
-    cookie = seal(KEY_A, {test_app.auth.user_id_key: uid, test_app.auth.token_key: token})
+    value = seal(KEY_A, {test_app.auth.user_id_key: uid, test_app.auth.token_key: token})
     async with client_factory(test_app.app) as client:
-        response = await client.get("/me", headers={"cookie": f"session={cookie}"})
+        response = await client.get("/me", headers={"cookie": cookie(value)})
     assert response.status_code == 401, response.text
     assert "Max-Age=0" in response.headers.get("set-cookie", "")

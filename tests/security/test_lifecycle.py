@@ -12,7 +12,7 @@ import pytest
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.helpers import KEY_A, ClientFactory
+from tests.helpers import COOKIE, KEY_A, ClientFactory
 
 from .sealedapp import TestApp, build_app, create_users
 
@@ -39,14 +39,14 @@ async def built(tmp_path: Path) -> AsyncIterator[TestApp]:
 
 async def _login(client: httpx.AsyncClient, uid: int) -> str:
     assert (await client.post(f"/login/{uid}")).status_code == 200
-    cookie = client.cookies.get("session")
+    cookie = client.cookies.get(COOKIE)
     assert cookie
     return cookie
 
 
 async def _me(client: httpx.AsyncClient, cookie: str) -> httpx.Response:
     client.cookies.clear()  # send exactly this cookie, as a replaying attacker would
-    return await client.get("/me", headers={"cookie": f"session={cookie}"})
+    return await client.get("/me", headers={"cookie": f"{COOKIE}={cookie}"})
 
 
 @pytest.mark.case("G2")
@@ -56,7 +56,7 @@ async def test_cookie_copied_before_a_plain_logout_still_opens(built: TestApp, c
         cookie = await _login(client, 1)
         response = await client.post("/logout")
         assert response.status_code == 200 and "Max-Age=0" in response.headers["set-cookie"]
-        assert client.cookies.get("session") is None
+        assert client.cookies.get(COOKIE) is None
         assert (await _me(client, cookie)).status_code == 200
 
 
@@ -79,7 +79,7 @@ async def test_older_valid_cookie_replayed_is_accepted_and_rolls_data_back(
     async with client_factory(built.app) as client:
         await _login(client, 2)
         assert (await client.post("/note/first")).status_code == 200
-        older = client.cookies.get("session")
+        older = client.cookies.get(COOKIE)
         assert older
         assert (await client.post("/note/second")).status_code == 200
         response = await _me(client, older)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from tests.helpers import KEY_A, ClientFactory
+from tests.helpers import COOKIE, KEY_A, ClientFactory
 
 from .faultproxy import FaultProxy
 from .sealedapp import build_app, create_users, drop_table
@@ -33,7 +33,8 @@ async def _client_run(client: httpx.AsyncClient, uid: int, statuses: collections
         assert response.status_code == 503 and "retry-after" in response.headers
     else:
         raise AssertionError(f"user {uid} could not log in")
-    cookie = client.cookies.get("session")
+    cookie = client.cookies.get(COOKIE)
+    assert cookie
     for i in range(REQUESTS_PER_CLIENT):
         if i % 5 == 4:
             response = await asyncio.wait_for(client.post(f"/note/u{uid}n{i}"), POOL_TIMEOUT + 10)
@@ -42,11 +43,11 @@ async def _client_run(client: httpx.AsyncClient, uid: int, statuses: collections
         statuses[response.status_code] += 1
         if response.status_code == 503:
             assert "retry-after" in response.headers and "set-cookie" not in response.headers
-            assert client.cookies.get("session") == cookie  # an outage never logs anyone out
+            assert client.cookies.get(COOKIE) == cookie  # an outage never logs anyone out
             continue
         assert response.status_code == 200, response.text
         assert response.json()["user"] == uid  # never another client's session
-        cookie = client.cookies.get("session")
+        cookie = client.cookies.get(COOKIE)
 
 
 @pytest.mark.case("J3")

@@ -27,7 +27,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.helpers import KEY_A, KEY_B, loopback_url
+from tests.helpers import COOKIE, KEY_A, KEY_B, loopback_url
 
 from .sealedapp import build_app, create_users, drop_table
 
@@ -164,12 +164,12 @@ class Browser:
         self.cookie: str | None = None
 
     async def send(self, method: str, url: str) -> httpx.Response:
-        headers = {"cookie": f"session={self.cookie}"} if self.cookie else {}
+        headers = {"cookie": f"{COOKIE}={self.cookie}"} if self.cookie else {}
         response = await asyncio.wait_for(self.http.request(method, url, headers=headers), 30)
         self.http.cookies.clear()
         for value in response.headers.get_list("set-cookie"):
-            if value.startswith("session="):
-                self.cookie = value.split(";", 1)[0].removeprefix("session=") or None
+            if value.startswith(f"{COOKIE}="):
+                self.cookie = value.split(";", 1)[0].removeprefix(f"{COOKIE}=") or None
         return response
 
 
@@ -187,13 +187,13 @@ async def test_revocation_on_one_process_is_refused_by_the_others(servers: Serve
         stolen = phone.cookie
         # Requests in flight while the laptop revokes everything but itself from server 2.
         in_flight = [
-            asyncio.create_task(http.get(servers.url(i % 2, "/me"), headers={"cookie": f"session={stolen}"}))
+            asyncio.create_task(http.get(servers.url(i % 2, "/me"), headers={"cookie": f"{COOKIE}={stolen}"}))
             for i in range(20)
         ]
         revoked = await laptop.send("POST", servers.url(2, "/revoke?keep=true"))
         assert revoked.status_code == 200
         after = [
-            await http.get(servers.url(i, "/me"), headers={"cookie": f"session={stolen}"}) for i in range(PROCESSES)
+            await http.get(servers.url(i, "/me"), headers={"cookie": f"{COOKIE}={stolen}"}) for i in range(PROCESSES)
         ]
         for response in await asyncio.gather(*in_flight):
             assert response.status_code in (200, 401)  # started before the commit: either answer is fine

@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 
 from sealed_sessions import SessionMiddleware, generate_key
 from sealed_sessions.testing import unseal
-from tests.helpers import FakeClock, https_client
+from tests.helpers import COOKIE, FakeClock, https_client
 
 from .sealedapp import build_app, create_users
 
@@ -130,15 +130,15 @@ class AppModel(RuleBasedStateMachine):
 
     def request(self, device: Device, method: str, path: str) -> tuple[httpx.Response, str | None]:
         """Send with the device's cookie; return the response and the Set-Cookie value ('' = deletion)."""
-        headers = {"cookie": f"session={device.cookie}"} if device.cookie else {}
+        headers = {"cookie": f"{COOKIE}={device.cookie}"} if device.cookie else {}
         response = self.loop.run_until_complete(self.client.request(method, path, headers=headers))
         self.client.cookies.clear()  # the device's cookie is kept by hand, in the model
         assert response.status_code < 500 or response.status_code == 503, response.text
-        set_cookies = [v for v in response.headers.get_list("set-cookie") if v.startswith("session=")]
+        set_cookies = [v for v in response.headers.get_list("set-cookie") if v.startswith(f"{COOKIE}=")]
         assert len(set_cookies) <= 1
         if not set_cookies:
             return response, None
-        value = set_cookies[0].split(";", 1)[0].removeprefix("session=")
+        value = set_cookies[0].split(";", 1)[0].removeprefix(f"{COOKIE}=")
         if not value:
             assert "Max-Age=0" in set_cookies[0]
         return response, value
