@@ -29,8 +29,17 @@ SERVER = [
     Target("derived.auth-sqlite-vs-by-id", "auth (SQLite): ours / load-by-id, within 5%", ">=", 0.95),
     Target("derived.auth-sqlite-vs-table", "auth (SQLite): ours / two-query session table", ">=", 1.3),
     Target("derived.auth-sqlite-vs-redis", "auth (SQLite): ours / Redis sessions + user load", ">=", 1.3),
+    Target(
+        "derived.auth-sqlite-devices-vs-ours", "auth (SQLite): device mode / user-token mode, within 5%", ">=", 0.95
+    ),
     Target("derived.auth-postgresql-vs-by-id", "auth (PostgreSQL): ours / load-by-id, within 5%", ">=", 0.95),
     Target("derived.auth-postgresql-vs-table", "auth (PostgreSQL): ours / two-query session table", ">=", 1.3),
     Target("derived.auth-postgresql-vs-redis", "auth (PostgreSQL): ours / Redis sessions + user load", ">=", 1.3),
+    Target(
+        "derived.auth-postgresql-devices-vs-ours",
+        "auth (PostgreSQL): device mode / user-token mode, within 5%",
+        ">=",
+        0.95,
+    ),
     Target("server.scaleout.2 processes", "scale-out: 2 processes / 1 process", ">=", 1.6),
 ]

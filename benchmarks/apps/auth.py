@@ -1,9 +1,10 @@
-"""An authenticated FastAPI request, five ways: the session, then the user from the database.
+"""An authenticated FastAPI request, six ways: the session, then the user from the database.
 
 Configured by environment variables, read once by :func:`create_app` (uvicorn's ``--factory``):
 
 - ``BENCH_AUTH``:
   ``ours``: ``SessionAuth.current_user``, one SELECT that loads the user and checks the token;
+  ``devices``: the same in per-device mode, one SELECT joining the user and its device row;
   ``by-id``: the same code path with the token condition removed (the cost of revocation);
   ``by-id-plain``: what an app without revocation would write, ``db.get(User, id)``;
   ``table``: a classic server-side session table: look up the session row, then the user;
@@ -32,7 +33,7 @@ from starlette.middleware import Middleware
 
 from sealed_sessions import SessionMiddleware
 from sealed_sessions.fastapi import SessionAuth
-from sealed_sessions.sqlalchemy import SessionTokenMixin
+from sealed_sessions.sqlalchemy import DeviceSessionMixin, SessionTokenMixin
 
 from ..fixtures import KEY, SESSION_LIFETIME
 from .middleware import starsessions_redis
@@ -45,8 +46,8 @@ UID = SessionAuth.user_id_key
 """Where every session-keeping variant stores the user id: ours writes it there, so all do."""
 
 
-def make_models(suffix: str) -> tuple[type[DeclarativeBase], type[Any], type[Any]]:
-    """The user model and the server-side session table, with per-run table names."""
+def make_models(suffix: str) -> tuple[type[DeclarativeBase], type[Any], type[Any], type[Any]]:
+    """The user model, the server-side session table and the device table, with per-run table names."""
 
     class Base(DeclarativeBase):
         pass
@@ -63,7 +64,11 @@ def make_models(suffix: str) -> tuple[type[DeclarativeBase], type[Any], type[Any
         user_id: Mapped[int] = mapped_column(ForeignKey(f"bench_users_{suffix}.id"))
         expires_at: Mapped[int]
 
-    return Base, User, SessionRow
+    class Device(DeviceSessionMixin, Base):
+        __tablename__ = f"bench_devices_{suffix}"
+        user_id: Mapped[int] = mapped_column(ForeignKey(f"bench_users_{suffix}.id", ondelete="CASCADE"), index=True)
+
+    return Base, User, SessionRow, Device
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -74,7 +79,7 @@ def make_engine(url: str) -> AsyncEngine:
 
 async def setup(url: str, suffix: str) -> None:
     """Create the tables and USERS users. Run by the harness before starting the servers."""
-    base, user_model, _ = make_models(suffix)
+    base, user_model, _, _ = make_models(suffix)
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
@@ -88,7 +93,7 @@ async def setup(url: str, suffix: str) -> None:
 
 async def teardown(url: str, suffix: str) -> None:
     """Drop the tables :func:`setup` created."""
-    base, _, _ = make_models(suffix)
+    base, _, _, _ = make_models(suffix)
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
@@ -99,7 +104,7 @@ async def teardown(url: str, suffix: str) -> None:
 
 def create_app() -> FastAPI:
     variant = os.environ["BENCH_AUTH"]
-    _, User, SessionRow = make_models(os.environ["BENCH_SUFFIX"])
+    _, User, SessionRow, Device = make_models(os.environ["BENCH_SUFFIX"])
     sessions = async_sessionmaker(make_engine(os.environ["BENCH_DB_URL"]), expire_on_commit=False)
 
     async def get_db() -> AsyncIterator[AsyncSession]:
@@ -127,10 +132,17 @@ def create_app() -> FastAPI:
         def statement(self, uid: Any, token: str) -> Any:
             return select(User).where(User.id == uid)
 
-    auth = (ByIdAuth if variant == "by-id" else SessionAuth)(User, get_db)
+    if variant == "devices":
+        auth = SessionAuth(User, get_db, devices=Device, max_devices=None)
+    else:
+        auth = (ByIdAuth if variant == "by-id" else SessionAuth)(User, get_db)
 
     async def login_sealed(request: Request, db: DB, uid: int = 1) -> str:
         auth.login(request, await db.get(User, uid))
+        return "ok"
+
+    async def login_device(request: Request, db: DB, uid: int = 1) -> str:
+        await auth.login_device(db, request, await db.get(User, uid))
         return "ok"
 
     async def login_table(response: Response, db: DB, uid: int = 1) -> str:
@@ -148,6 +160,7 @@ def create_app() -> FastAPI:
     # Per variant: the session middleware, the login endpoint, and the dependency that finds the user.
     plans: dict[str, tuple[list[Middleware], Callable[..., Awaitable[str]], Callable[..., Awaitable[Any]]]] = {
         "ours": (sealed, login_sealed, auth.current_user),
+        "devices": (sealed, login_device, auth.current_user),
         "by-id": (sealed, login_sealed, auth.current_user),
         "by-id-plain": (sealed, login_sealed, session_user),
         "table": ([], login_table, table_user),

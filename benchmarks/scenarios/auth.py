@@ -1,4 +1,4 @@
-"""An authenticated FastAPI request on SQLite and PostgreSQL, five ways; and its scale-out to 2 processes."""
+"""An authenticated FastAPI request on SQLite and PostgreSQL, six ways; and its scale-out to 2 processes."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ __all__ = ["scenario_auth", "scenario_scaleout"]
 AUTH_APP = "benchmarks.apps.auth:create_app"
 AUTH_VARIANTS = [
     ("ours", "SessionAuth.current_user: one SELECT by id AND token"),
+    ("devices", "per-device mode: one SELECT joining user and device row (id, secret hash, expiry)"),
     ("by-id", "same code path, token condition removed (no revocation)"),
     ("by-id-plain", "db.get(User, id) from the sealed session (no revocation)"),
     ("table", "server-side session table: SELECT session, then SELECT user"),
@@ -64,9 +65,13 @@ def scenario_auth(profile: dict[str, Any], progress: Progress) -> tuple[list[Sec
             section, samples = _auth_section(db_name, url, profile, progress)
             sections.append(section)
             derived[f"derived.auth-{tag}-vs-by-id"] = pair(samples, "ours", "by-id")
+            derived[f"derived.auth-{tag}-devices-vs-ours"] = pair(samples, "devices", "ours")
+            derived[f"derived.auth-{tag}-devices-vs-by-id-plain"] = pair(samples, "devices", "by-id-plain")
+            derived[f"derived.auth-{tag}-devices-vs-table"] = pair(samples, "devices", "table")
             derived[f"derived.auth-{tag}-vs-table"] = pair(samples, "ours", "table")
             if "redis" in samples:
                 derived[f"derived.auth-{tag}-vs-redis"] = pair(samples, "ours", "redis")
+                derived[f"derived.auth-{tag}-devices-vs-redis"] = pair(samples, "devices", "redis")
     return sections, derived
 
 

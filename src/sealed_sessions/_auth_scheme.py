@@ -12,6 +12,7 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
 from starlette.status import HTTP_401_UNAUTHORIZED, HTTP_503_SERVICE_UNAVAILABLE
 
+from ._cookie import DEFAULT_NAME
 from ._errors import ConfigurationError
 
 __all__ = ["SessionCookie"]
@@ -23,7 +24,8 @@ class SessionCookie(SecurityBase):
     Used as a sub-dependency of every ``SessionAuth`` dependency, so each route that needs a user
     lists this scheme under ``security`` and ``/openapi.json`` declares it in
     ``components.securitySchemes`` (``type: apiKey``, ``in: cookie``). Calling it gives the
-    request's session (a ``dict``) or raises if no session middleware ran.
+    request's session (a ``dict``) or raises if no session middleware ran. ``name`` only labels
+    the scheme and the 401's challenge; it must be the middleware's cookie name.
     """
 
     model: APIKey
@@ -33,7 +35,7 @@ class SessionCookie(SecurityBase):
     def __init__(
         self,
         *,
-        name: str = "session",
+        name: str = DEFAULT_NAME,
         scheme_name: str | None = None,
         description: str | None = None,
         scope_key: str = "session",

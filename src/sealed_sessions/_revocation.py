@@ -32,17 +32,20 @@ past its check.
 from __future__ import annotations
 
 import logging
+import time
+import unicodedata
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Generic, TypeAlias, TypeGuard, TypeVar
 
 from sqlalchemy import BigInteger, ColumnElement, Connection, Engine, Select, inspect, literal, select
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 
-from ._errors import ConfigurationError, DatabaseUnavailable, UnsupportedModel
+from ._device_store import SEEN_INTERVAL, SEEN_KEY, DeviceStore, device_proof
+from ._errors import ConfigurationError, UnsupportedModel
+from ._unit_of_work import guarded, load_one, uses_autocommit
 from .sqlalchemy import SESSION_TOKEN_MAX_LENGTH, SessionTokenMixin, primary_key_of
 
 __all__ = ["TOKEN_KEY", "USER_ID_KEY", "RevocationCheck", "StatementFactory", "UserId"]
@@ -63,7 +66,6 @@ TOKEN_KEY = "_auth_token"  # noqa: S105 -- the name of a session key, not a secr
 """Default session key of the revocation token copied at login."""
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_CONNECTIVITY_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, OSError)
 
 
 class RevocationCheck(Generic[UserT]):
@@ -83,6 +85,11 @@ class RevocationCheck(Generic[UserT]):
     autocommit: bool | None
     user_id_key: str
     token_key: str
+    devices: DeviceStore[Any] | None
+    """Per-device mode: the device table joined into the same ``SELECT``; ``None`` in user-token mode."""
+    seen_interval: int
+    """Device mode: seconds between two ``last_seen_at`` writes for one device."""
+    clock: Callable[[], float]
 
     def __init__(
         self,
@@ -92,6 +99,9 @@ class RevocationCheck(Generic[UserT]):
         autocommit: bool | None = None,
         user_id_key: str = USER_ID_KEY,
         token_key: str = TOKEN_KEY,
+        devices: DeviceStore[Any] | None = None,
+        seen_interval: int = SEEN_INTERVAL,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not (isinstance(user_model, type) and issubclass(user_model, SessionTokenMixin)):
             raise UnsupportedModel(f"{user_model!r} must be a mapped class using SessionTokenMixin")
@@ -100,18 +110,40 @@ class RevocationCheck(Generic[UserT]):
         self.autocommit = autocommit
         self.user_id_key = user_id_key
         self.token_key = token_key
+        self.devices = devices
+        self.seen_interval = seen_interval
+        self.clock = clock
         self._pk_type = _python_type(pk_column)
         self._mapper: Mapper[UserT] = inspect(user_model)
         self._active = _active_condition(user_model, active_attribute)
+        self._refuse_uncompilable(active_attribute)
+
+    def _refuse_uncompilable(self, active_attribute: str | None) -> None:
+        """Build and compile the statement once, so a model SQL cannot express fails here, not per request.
+
+        A hybrid ``is_active`` whose class-level expression is a Python constant passes every
+        attribute check and then fails each statement: without this, every request would get a 503.
+        """
+        sample: UserId = 1 if self._pk_type is int else "1"
+        try:
+            self.statement(sample, "token").compile()
+        except SQLAlchemyError as exc:
+            raise ConfigurationError(
+                f"the revocation check's SELECT for {self.user_model.__name__} cannot be built "
+                f"({type(exc).__name__}): is {active_attribute!r} a SQL expression at class level? A hybrid "
+                "property needs an @is_active.expression that returns a column or condition, not a constant"
+            ) from None
 
     async def __call__(
-        self, db: AsyncSession, session: Mapping[str, Any], *, statement: StatementFactory | None = None
+        self, db: AsyncSession, session: MutableMapping[str, Any], *, statement: StatementFactory | None = None
     ) -> UserT | None:
-        """The user ``session`` names if its token still matches, else ``None``.
+        """The user ``session`` names if its token (and, in device mode, its device) still matches, else ``None``.
 
         ``statement`` replaces :meth:`statement` (``SessionAuth`` passes its own, so a subclass
-        overriding it is honoured). Raises :class:`~sealed_sessions.fastapi.DatabaseUnavailable` if the
-        database fails.
+        overriding it is honoured). In device mode, a device not seen for ``seen_interval``
+        seconds gets its ``last_seen_at`` written in the same unit of work, and the session notes
+        when (one cookie update). Raises :class:`~sealed_sessions.fastapi.DatabaseUnavailable` if
+        the database fails.
         """
         raw_uid = session.get(self.user_id_key)
         if raw_uid is None:
@@ -121,11 +153,30 @@ class RevocationCheck(Generic[UserT]):
         if uid is None or not _plausible_token(token):
             _log_refused("malformed")
             return None
-        build = statement or self.statement
-        user = await self.load(db, build(uid, token))
+        query = (statement or self.statement)(uid, token)
+        touch: Callable[[AsyncSession], Awaitable[None]] | None = None
+        if self.devices is not None:
+            proof = device_proof(session)
+            if proof is None:
+                _log_refused("malformed")
+                return None
+            now = int(self.clock())
+            query = self.devices.join(query, getattr(self.user_model, self._pk_name), proof, now)
+            if self._seen_due(session, now):
+                devices = self.devices
+
+                async def touch(db: AsyncSession) -> None:
+                    await devices.touch(db, uid, proof.id, now)
+                    session[SEEN_KEY] = now
+
+        user = await self.load(db, query, then=touch)
         if user is None:
             _log_refused("revoked")
         return user
+
+    def _seen_due(self, session: Mapping[str, Any], now: int) -> bool:
+        seen = session.get(SEEN_KEY)
+        return not isinstance(seen, int) or isinstance(seen, bool) or now - seen >= self.seen_interval
 
     def statement(self, uid: UserId, token: str) -> Select[Any]:
         """The one ``SELECT``: by primary key, token (and active flag) in the same ``WHERE``."""
@@ -147,7 +198,9 @@ class RevocationCheck(Generic[UserT]):
             if isinstance(raw, int) and not isinstance(raw, bool) and _INT64_MIN <= raw <= _INT64_MAX:
                 return raw
             return None
-        if not isinstance(raw, str) or not 0 < len(raw) <= 255:
+        if not isinstance(raw, str) or not 0 < len(raw) <= 255 or _has_controls(raw):
+            # NUL and other controls only come from a session forged with the key, and PostgreSQL
+            # refuses a NUL with an error: without this, a 503 on every request instead of a 401.
             return None
         if self._pk_type is uuid.UUID:
             try:
@@ -156,72 +209,20 @@ class RevocationCheck(Generic[UserT]):
                 return None
         return raw
 
-    async def load(self, db: AsyncSession, statement: Select[Any]) -> UserT | None:
-        """Run ``statement`` on ``db``: the row's user or ``None``; ``DatabaseUnavailable`` on failure.
-
-        When ``db`` has begun nothing, the check is a unit of work of its own, committed (without
-        expiring the user) before it returns, so the caller starts from the same state on every
-        driver and may ``async with db.begin()``. Inside a transaction (begun by the application,
-        or a session bound to an outside connection), it is one more statement in it.
-        """
-        try:
-            bind = db.sync_session.get_bind(mapper=self._mapper)
-            if _in_transaction(db, bind):
-                found: UserT | None = (await db.execute(statement)).scalar_one_or_none()
-                return found
-            return await self._own_unit_of_work(db, bind, statement)
-        except (SQLAlchemyError, OSError) as exc:  # TimeoutError and ConnectionError are OSErrors
-            unavailable = _unavailable(exc)
-        # Raised outside the except block, so no traceback chains the database's own message.
-        if unavailable.connectivity:
-            logger.warning("%s", unavailable, extra={"reason": "database_unavailable", "error": unavailable.error})
-        else:
-            logger.error("%s", unavailable, extra={"reason": "database_error", "error": unavailable.error})
-        raise unavailable
-
-    def uses_autocommit(self, bind: Engine | Connection) -> bool:
-        """Whether a check that is its own unit of work runs in autocommit mode on ``bind``.
-
-        ``autocommit`` decides when set; by default only asyncpg does, where it saves the
-        ``BEGIN`` and ``COMMIT`` round trips.
-        """
-        if self.autocommit is not None:
-            return self.autocommit
-        return bind.dialect.driver == "asyncpg"
-
-    async def _own_unit_of_work(
-        self, db: AsyncSession, bind: Engine | Connection, statement: Select[Any]
+    async def load(
+        self, db: AsyncSession, statement: Select[Any], *, then: Callable[[AsyncSession], Awaitable[None]] | None = None
     ) -> UserT | None:
-        if self.uses_autocommit(bind):
-            await db.connection(
-                bind_arguments={"mapper": self._mapper}, execution_options={"isolation_level": "AUTOCOMMIT"}
-            )
-        user: UserT | None = (await db.execute(statement)).scalar_one_or_none()
-        # Commit without expiring, so the loaded user stays usable. (A rollback would expire it.)
-        sync_session = db.sync_session
-        expire_on_commit = sync_session.expire_on_commit
-        sync_session.expire_on_commit = False
-        try:
-            await db.commit()
-        finally:
-            sync_session.expire_on_commit = expire_on_commit
+        """Run ``statement`` as the check's unit of work (see :func:`._unit_of_work.load_one`): the
+        row's user or ``None``. ``then`` runs after a row was found, in the same unit of work.
+        Raises ``DatabaseUnavailable``, logged, if the database fails."""
+        user: UserT | None = await guarded(
+            load_one(db, statement, mapper=self._mapper, autocommit=self.autocommit, then=then)
+        )
         return user
 
-
-def _in_transaction(db: AsyncSession, bind: Engine | Connection) -> bool:
-    """Whether the check joins work already under way (begun, pending, or an outside connection's)."""
-    return bool(db.in_transaction() or db.new or db.dirty or db.deleted or isinstance(bind, Connection))
-
-
-def _unavailable(exc: BaseException) -> DatabaseUnavailable:
-    """The error for a failed check, by exception class only: SQLAlchemy's messages carry the
-    parameters, the token among them. Connection trouble heals by itself; anything else (a
-    missing table or column, a transaction in a bad state) will not."""
-    names = type(exc).__name__
-    dbapi = getattr(exc, "orig", None)
-    if dbapi is not None and type(dbapi).__name__ != names:
-        names += f" from {type(dbapi).__name__}"
-    return DatabaseUnavailable(names, connectivity=isinstance(exc, _CONNECTIVITY_ERRORS))
+    def uses_autocommit(self, bind: Engine | Connection) -> bool:
+        """Whether a check that is its own unit of work runs in autocommit mode on ``bind``."""
+        return uses_autocommit(self.autocommit, bind)
 
 
 def _log_refused(reason: str) -> None:
@@ -248,6 +249,11 @@ def _active_condition(model: type[Any], name: str | None) -> ColumnElement[bool]
     if name != "is_active":
         raise ConfigurationError(f"{model.__name__} has no attribute {name!r} (active_attribute)")
     return None
+
+
+def _has_controls(text: str) -> bool:
+    """Whether ``text`` holds a control character (C0, DEL, C1) or a lone surrogate."""
+    return any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
 
 
 def _plausible_token(token: object) -> TypeGuard[str]:

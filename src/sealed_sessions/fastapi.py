@@ -9,52 +9,55 @@
     async def me(user: CurrentUser) -> dict[str, str]: ...
 
 Login copies the user's ``session_token`` (see :mod:`sealed_sessions.sqlalchemy`) into the sealed
-session. Every authenticated request then runs exactly one statement,
-``SELECT ... FROM users WHERE users.id = :uid AND users.session_token = :tok [AND users.is_active]``,
-on the request's own ``AsyncSession`` (the one ``get_db`` yields, shared with the endpoint).
-Rotating the token (:meth:`SessionAuth.revoke`) ends every session of that user at its next request.
-The check is a :class:`RevocationCheck` (which knows SQLAlchemy, not HTTP, and states what the
-query guarantees); this module declares the dependencies and turns its answers into HTTP.
+session; every authenticated request then runs exactly one statement on the request's own
+``AsyncSession``. The check is a :class:`RevocationCheck` (SQLAlchemy, not HTTP; its module says
+what the query guarantees); the dependencies :class:`SessionAuth` hands out turn its answers into
+HTTP: the user; 401 (or ``None``, or a 1008 close), the session emptied, when there is none; 503
+with ``Retry-After`` (or a 1013 close), the cookie untouched, when the database cannot say. In
+device mode (``devices=``, see :mod:`._device_sessions`), the same statement also joins the
+session's device row.
 
-Guaranteed:
-
-* No user in the session: 401 (or ``None``) without touching the database.
-* No matching row (revoked, deleted, inactive, token ``NULL`` or empty in the database), or a
-  malformed user id or token: 401 (or ``None``) and the session is emptied, so the middleware
-  sends a deletion cookie. A WebSocket handshake is closed with 1008 instead.
-* The database fails (refused, unreachable, pool exhausted, timeout, any SQLAlchemy error or
-  ``OSError``): 503 with ``Retry-After``, a generic body, the cookie untouched and one log
-  record naming only the exception classes. A WebSocket handshake is closed with 1013 (try
-  again later). The check never fails open.
-
-Not guaranteed: a cookie issued before a logout that did not revoke stays valid until it expires
-(call :meth:`SessionAuth.revoke` at logout to end it); a session sees a revocation at its next
-request, not in the middle of one already past its check.
+Not guaranteed: a cookie issued before a logout that did not revoke stays valid until it expires;
+a session sees a revocation at its next request, not in the middle of one already past its check.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
-from inspect import Parameter, Signature
-from typing import Annotated, Any, ClassVar, Generic, TypeAlias, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeAlias
 
-from fastapi import Depends, HTTPException, WebSocket, WebSocketException
 from sqlalchemy import Select, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
-from starlette.status import HTTP_401_UNAUTHORIZED, HTTP_503_SERVICE_UNAVAILABLE, WS_1008_POLICY_VIOLATION
+from starlette.status import HTTP_401_UNAUTHORIZED, HTTP_503_SERVICE_UNAVAILABLE
+from starlette.websockets import WebSocket
 
 from ._auth_scheme import SessionCookie
+from ._cookie import DEFAULT_NAME
+from ._dependencies import (
+    CurrentUserDependency,
+    OpenDB,
+    OptionalUserDependency,
+    WebSocketUserDependency,
+    watching,
+)
+from ._device_model import DeviceInfo, DeviceSessionMixin
+from ._device_sessions import DeviceMode, reset_session
+from ._device_store import SEEN_INTERVAL, DeviceStore, device_proof
 from ._errors import ConfigurationError, DatabaseUnavailable, UnsupportedModel, UnusableUser
 from ._lifetime import check_seconds
-from ._revocation import TOKEN_KEY, USER_ID_KEY, RevocationCheck, UserId
-from .sqlalchemy import SessionTokenMixin, _identity, rotate_session_token
+from ._revocation import TOKEN_KEY, USER_ID_KEY, RevocationCheck, UserId, UserT
+from ._sealer import DEFAULT_MAX_AGE
+from .sqlalchemy import _identity, rotate_session_token
 
 __all__ = [
     "CurrentUserDependency",
     "DatabaseUnavailable",
+    "DeviceInfo",
     "GetDB",
     "OptionalUserDependency",
     "RevocationCheck",
@@ -65,83 +68,11 @@ __all__ = [
     "WebSocketUserDependency",
 ]
 
-UserT = TypeVar("UserT", bound=SessionTokenMixin)
-
-WS_1013_TRY_AGAIN_LATER = 1013
-"""WebSocket close code for a temporary server condition (RFC 6455 registry): the database outage."""
-
 GetDB: TypeAlias = Callable[..., AsyncIterator[AsyncSession] | Awaitable[AsyncSession] | AsyncSession]
 """The application's own dependency giving the request's ``AsyncSession``."""
 
-_SessionMapping: TypeAlias = MutableMapping[str, Any]
-_POSITIONAL = Parameter.POSITIONAL_OR_KEYWORD
 
-
-class _UserDependency(Generic[UserT]):
-    """What the dependencies share: a FastAPI signature naming their ``SessionAuth``'s scheme and
-    ``get_db``, and the one call to the check, which turns a database failure into "try again later"."""
-
-    _leading: ClassVar[tuple[Parameter, ...]] = ()
-    auth: SessionAuth[UserT]
-    __signature__: Signature
-
-    def __init__(self, auth: SessionAuth[UserT]) -> None:
-        self.auth = auth
-        # FastAPI reads a dependency's parameters with inspect.signature, which returns
-        # __signature__ when an object has one: this instance depends on this auth's scheme and get_db.
-        session = Parameter("session", _POSITIONAL, annotation=Annotated[_SessionMapping, Depends(auth.scheme)])
-        db = Parameter("db", _POSITIONAL, annotation=Annotated[AsyncSession, Depends(auth.get_db)])
-        self.__signature__ = Signature([*self._leading, session, db])
-
-    async def _user(self, session: _SessionMapping, db: AsyncSession, *, clear: bool) -> UserT | None:
-        """The session's user or ``None``; a dead session is emptied when ``clear`` is true."""
-        check = self.auth.check
-        try:
-            user = await check(db, session, statement=self.auth.statement)
-        except DatabaseUnavailable:
-            raise self._unavailable() from None
-        if user is None and clear and session.get(check.user_id_key) is not None:
-            session.clear()  # the middleware answers with a deletion cookie
-        return user
-
-    def _unavailable(self) -> HTTPException | WebSocketException:
-        return self.auth.scheme.make_unavailable_error(self.auth.retry_after)
-
-
-class CurrentUserDependency(_UserDependency[UserT]):
-    """``Depends(auth.current_user)``: the logged-in user; 401 if there is none, 503 if the database cannot say."""
-
-    async def __call__(self, session: _SessionMapping, db: AsyncSession) -> UserT:
-        user = await self._user(session, db, clear=True)
-        if user is None:
-            raise self.auth.scheme.make_not_authenticated_error()
-        return user
-
-
-class OptionalUserDependency(_UserDependency[UserT]):
-    """``Depends(auth.optional_user)``: the logged-in user or ``None``; 503 if the database cannot say."""
-
-    async def __call__(self, session: _SessionMapping, db: AsyncSession) -> UserT | None:
-        return await self._user(session, db, clear=True)
-
-
-class WebSocketUserDependency(_UserDependency[UserT]):
-    """``Depends(auth.websocket_user)``: the handshake's user; a close with 1008 if there is none, 1013
-    if the database cannot say. The session is left as it is: a handshake cannot set cookies."""
-
-    _leading = (Parameter("websocket", _POSITIONAL, annotation=WebSocket),)
-
-    async def __call__(self, websocket: WebSocket, session: _SessionMapping, db: AsyncSession) -> UserT:
-        user = await self._user(session, db, clear=False)
-        if user is None:
-            raise WebSocketException(WS_1008_POLICY_VIOLATION, "Not authenticated")
-        return user
-
-    def _unavailable(self) -> WebSocketException:
-        return WebSocketException(WS_1013_TRY_AGAIN_LATER, "Service temporarily unavailable")
-
-
-class SessionAuth(Generic[UserT]):
+class SessionAuth(DeviceMode[UserT]):
     """Session login, logout, revocation and the dependencies that check them.
 
     ``user_model`` is a mapped class using :class:`~sealed_sessions.sqlalchemy.SessionTokenMixin`
@@ -151,8 +82,11 @@ class SessionAuth(Generic[UserT]):
 
     Options, all keyword-only:
 
-    - ``session_cookie``, ``scope_key``: must match the ``SessionMiddleware``; they only label
-      the OpenAPI scheme and find the session.
+    - ``session_cookie``: must match the middleware's cookie name; it labels the OpenAPI scheme
+      and the 401's ``WWW-Authenticate: Cookie name="..."``. The default, ``"__Host-session"``,
+      is the middleware's default over HTTPS; the middleware's default is ``"session"`` when
+      ``https_only=False``, a ``domain`` or a ``path`` other than ``/`` is set: pass that then.
+    - ``scope_key``: must match the middleware's; where the dependencies find the session.
     - ``scheme_name``, ``description``: the OpenAPI security scheme's name (by default
       ``SessionCookie``) and description.
     - ``retry_after``: the 503's ``Retry-After``, in whole seconds (default 5).
@@ -166,6 +100,14 @@ class SessionAuth(Generic[UserT]):
       transaction; ``None`` (the default) autocommits on asyncpg only, where that saves the
       ``BEGIN`` and ``COMMIT`` round trips (see the README).
     - ``clock``: gives the login time (default :func:`time.time`).
+    - ``devices``: a model using :class:`~sealed_sessions.sqlalchemy.DeviceSessionMixin`
+      switches on per-device sessions (one row per login, still one ``SELECT`` per request); then
+      ``device_max_age`` (seconds a device lives, default 14 days: match the middleware's
+      ``max_age``), ``max_devices`` (per user, default 20, oldest ended first; ``None``: no cap),
+      ``device_idle_timeout`` (match the middleware's ``idle_timeout``: a device unseen that long
+      is dead, off the list and purged),
+      ``seen_interval`` (seconds between two ``last_seen_at`` writes, default 15 minutes) and
+      ``record_ip`` (store the address at login; off by default). See :meth:`login_device`.
 
     Dependencies, for ``Depends(...)``: :attr:`current_user`, :attr:`optional_user`,
     :attr:`websocket_user`. The check they run is :attr:`check`.
@@ -197,7 +139,7 @@ class SessionAuth(Generic[UserT]):
         user_model: type[UserT],
         get_db: GetDB,
         *,
-        session_cookie: str = "session",
+        session_cookie: str = DEFAULT_NAME,
         scope_key: str = "session",
         retry_after: int = 5,
         active_attribute: str | None = "is_active",
@@ -205,14 +147,39 @@ class SessionAuth(Generic[UserT]):
         scheme_name: str | None = None,
         description: str | None = "The sealed session cookie, set at login.",
         clock: Callable[[], float] = time.time,
+        devices: type[DeviceSessionMixin] | None = None,
+        device_max_age: int = DEFAULT_MAX_AGE,
+        max_devices: int | None = 20,
+        device_idle_timeout: int | None = None,
+        seen_interval: int = SEEN_INTERVAL,
+        record_ip: bool = False,
     ) -> None:
+        store = None
+        if devices is not None:
+            check_seconds("device_max_age", device_max_age, allow_none=False, positive=True)
+            check_seconds("seen_interval", seen_interval, allow_none=False, positive=True)
+            if max_devices is not None:
+                check_seconds("max_devices", max_devices, allow_none=False, positive=True)
+            check_seconds("device_idle_timeout", device_idle_timeout, allow_none=True, positive=True)
+            store = DeviceStore(
+                devices,
+                user_model,
+                max_age=device_max_age,
+                max_devices=max_devices,
+                idle_window=None if device_idle_timeout is None else device_idle_timeout + seen_interval,
+            )
         self.check = RevocationCheck(
             user_model,
             active_attribute=active_attribute,
             autocommit=autocommit_check,
             user_id_key=self.user_id_key,
             token_key=self.token_key,
+            devices=store,
+            seen_interval=seen_interval,
+            clock=clock,
         )
+        self.device_store = store
+        self.record_ip = record_ip
         check_seconds("retry_after", retry_after, allow_none=False, positive=False)
         if retry_after < 0:
             raise ConfigurationError(f"retry_after must be a whole number of seconds >= 0, got {retry_after!r}")
@@ -230,6 +197,24 @@ class SessionAuth(Generic[UserT]):
         self.current_user = CurrentUserDependency(self)
         self.optional_user = OptionalUserDependency(self)
         self.websocket_user = WebSocketUserDependency(self)
+
+    def watching(
+        self,
+        websocket: WebSocket,
+        open_db: OpenDB,
+        *,
+        every: float,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> AbstractAsyncContextManager[None]:
+        """While the ``async with`` block runs, re-check ``websocket``'s session every ``every`` seconds
+        (one statement each, on ``open_db()``) and close the socket with 1008 once it is revoked.
+
+        ::
+
+            async with auth.watching(websocket, Database, every=30):
+                async for message in websocket.iter_text(): ...
+        """
+        return watching(self, websocket, open_db, every=every, sleep=sleep)
 
     @property
     def autocommit_check(self) -> bool | None:
@@ -251,6 +236,11 @@ class SessionAuth(Generic[UserT]):
                 "use async_sessionmaker(..., expire_on_commit=False) or `await db.refresh(user)` first"
             )
         pk = _identity(user)
+        if self.check.parse_uid(str(pk) if isinstance(pk, uuid.UUID) else pk) is None:
+            raise UnusableUser(
+                f"this {type(user).__name__}'s primary key cannot be carried in a session (control "
+                "characters, or longer than 255 characters): the check would refuse every request"
+            )
         return {
             self.user_id_key: str(pk) if isinstance(pk, uuid.UUID) else pk,
             self.token_key: token,
@@ -261,31 +251,32 @@ class SessionAuth(Generic[UserT]):
         """Start a new session for ``user``: drop everything but ``keep``, new lifetime, store id and token.
 
         The cookie that arrives after login shares nothing with the one before but the kept keys
-        (session fixation cannot carry over). ``user`` must be flushed and its token loaded.
+        (session fixation cannot carry over). ``user`` must be flushed and its token loaded. In
+        device mode, use :meth:`login_device` (a :class:`ConfigurationError` here).
         """
+        self._user_token_mode("login", "await auth.login_device(db, request, user)")
         data = self.session_data(user)
         session = self.scheme.session_of(request)
-        reset = getattr(session, "reset", None)
-        if reset is not None:
-            reset(keep=keep)
-        else:  # another SessionMiddleware: at least empty it
-            kept = {k: session[k] for k in keep if k in session}
-            session.clear()
-            session.update(kept)
+        reset_session(session, keep)
         session.update(data)
 
     def logout(self, request: HTTPConnection) -> None:
         """Empty the session (the browser gets a deletion cookie).
 
         This does not revoke: a copy of the cookie taken before logout stays valid until it
-        expires. To end it too, ``await auth.revoke(db, user)`` before logging out.
+        expires, and a request already in flight can send the session back. Log out with
+        ``await auth.revoke(db, user)`` first, or use device mode (:meth:`logout_device`; this
+        method is a :class:`ConfigurationError` there, so the database part cannot be forgotten).
         """
+        self._user_token_mode("logout", "await auth.logout_device(db, request)")
         self.scheme.session_of(request).clear()
 
     async def revoke(
         self, db: AsyncSession, user: UserT, *, keep: HTTPConnection | None = None, commit: bool = True
     ) -> None:
         """Rotate ``user``'s token (one ``UPDATE``): every session of that user ends at its next request.
+
+        In device mode, the user's device rows are deleted too (one ``DELETE``), but ``keep``'s.
 
         With ``keep=request``, that request's session (which must belong to ``user``) receives
         the new token, so this device stays logged in ("log out all other devices", password
@@ -301,6 +292,9 @@ class SessionAuth(Generic[UserT]):
             if pk is None or self.check.parse_uid(session.get(self.user_id_key)) != pk[0]:
                 raise UnusableUser("keep= must be a request whose session belongs to the user being revoked")
         token = await rotate_session_token(db, user)
+        if self.device_store is not None:  # the device list shows only live devices
+            current = device_proof(session) if session is not None else None
+            await self.device_store.end_all(db, _identity(user), keep=current.id if current else None)
         if commit:
             await db.commit()
         if session is not None:

@@ -14,6 +14,10 @@ token after a restore if that matters. Rotation is a single ``UPDATE ... WHERE p
 Not guaranteed: anything about a session token that the application writes itself; an empty or
 ``NULL`` token is always refused by the check, so writing one locks that user out (fail closed).
 
+Per-device sessions add a table: :class:`DeviceSessionMixin` (see :mod:`sealed_sessions._device_model`
+for what a row holds and guarantees). On SQLite, :func:`enable_sqlite_foreign_keys` makes its
+``ON DELETE CASCADE`` work.
+
 Errors: a model the check cannot use raises :class:`UnsupportedModel` (a ``ConfigurationError``
 and a ``TypeError``); a user not flushed yet raises :class:`UnusableUser` (a ``ValueError``).
 """
@@ -23,19 +27,23 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import String, inspect, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Engine, event, inspect, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, Mapper, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ._columns import exact_string
+from ._device_model import DeviceSessionMixin
 from ._errors import UnsupportedModel, UnusableUser
 
 __all__ = [
     "SESSION_TOKEN_BYTES",
     "SESSION_TOKEN_MAX_LENGTH",
+    "DeviceSessionMixin",
     "SessionTokenMixin",
     "UnsupportedModel",
     "UnusableUser",
+    "enable_sqlite_foreign_keys",
     "new_session_token",
     "primary_key_of",
     "rotate_session_token",
@@ -71,7 +79,7 @@ class SessionTokenMixin:
     """
 
     session_token: Mapped[str] = mapped_column(
-        String(SESSION_TOKEN_MAX_LENGTH), nullable=False, default=new_session_token
+        exact_string(SESSION_TOKEN_MAX_LENGTH), nullable=False, default=new_session_token
     )
 
 
@@ -121,3 +129,21 @@ async def rotate_session_token(db: AsyncSession, user: SessionTokenMixin) -> str
     await db.execute(statement)
     set_committed_value(user, "session_token", token)
     return token
+
+
+def enable_sqlite_foreign_keys(engine: AsyncEngine | Engine) -> None:
+    """Turn on foreign keys for every new connection of a SQLite ``engine``; other databases: nothing.
+
+    SQLite ignores ``FOREIGN KEY`` (and so ``ON DELETE CASCADE``) unless each connection says
+    ``PRAGMA foreign_keys=ON``. Without it, deleting a user leaves its device rows behind (they
+    never match the check, which joins the user, but they stay in the table).
+    """
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    if sync_engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(sync_engine, "connect")
+    def _foreign_keys_on(dbapi_connection: Any, connection_record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -1,19 +1,16 @@
 """Revocation racing in-flight and concurrent requests (I1, I3)."""
 
 import asyncio
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 
-import httpx
+import pytest
 
-from sealed_sessions.testing import unseal
+from tests.helpers import COOKIE, ClientFactory
 
-from .conftest import KEY_A, HarnessFactory
-
-ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+from .harness import HarnessFactory, session_of
 
 
-async def test_i1_requests_started_after_the_commit_are_refused(
+@pytest.mark.case("I1")
+async def test_requests_started_after_the_revoke_commits_are_refused(
     db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """A request already past its check finishes; every request started after the revoke commits gets 401."""
@@ -32,7 +29,8 @@ async def test_i1_requests_started_after_the_commit_are_refused(
         assert finished.status_code == 200  # documented: a request past its check completes
 
 
-async def test_i3_concurrent_logout_everywhere_and_password_change_on_sqlite(
+@pytest.mark.case("I3")
+async def test_concurrent_logout_everywhere_and_password_change_on_sqlite(
     make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """Racing "log out everywhere" and a password change end with one consistent token, no lock error."""
@@ -51,9 +49,7 @@ async def test_i3_concurrent_logout_everywhere_and_password_change_on_sqlite(
             assert final is not None
             assert final != original
             assert (await laptop.get("/me")).status_code == 401  # log out everywhere ended this device
-            phone_token = (
-                unseal(KEY_A, phone.cookies["session"]).data.get("_auth_token") if "session" in phone.cookies else None
-            )
+            phone_token = session_of(phone).get("_auth_token") if COOKIE in phone.cookies else None
             phone_ok = (await phone.get("/me")).status_code == 200
             # The phone survives exactly when its password change committed last and kept it.
             assert phone_ok == (phone_token == final)

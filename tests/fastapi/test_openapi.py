@@ -4,7 +4,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from .conftest import HarnessFactory
+from sealed_sessions import SessionMiddleware
+from tests.helpers import COOKIE, KEY_A, PLAIN_COOKIE
+
+from .harness import HarnessFactory
 
 
 def openapi(app: FastAPI) -> dict[str, Any]:
@@ -20,7 +23,7 @@ async def test_openapi_declares_the_session_cookie_scheme(make_harness: HarnessF
         "SessionCookie": {
             "type": "apiKey",
             "in": "cookie",
-            "name": "session",
+            "name": COOKIE,
             "description": "The sealed session cookie, set at login.",
         }
     }
@@ -34,11 +37,19 @@ async def test_openapi_declares_the_session_cookie_scheme(make_harness: HarnessF
     assert "security" not in schema["paths"]["/login/{name}"]["post"]
 
 
+async def test_default_cookie_name_is_the_middlewares(make_harness: HarnessFactory) -> None:
+    """By default the scheme and the 401 challenge name the cookie the middleware uses with its own defaults."""
+    h = await make_harness("sqlite")
+    middleware = SessionMiddleware(h.app, secret_key=KEY_A)
+    assert h.auth.scheme.model.name == middleware.cookie.name == COOKIE
+    assert h.auth.scheme.make_not_authenticated_error().headers == {"WWW-Authenticate": f'Cookie name="{COOKIE}"'}
+
+
 async def test_openapi_scheme_follows_options(make_harness: HarnessFactory) -> None:
     """A custom cookie name and scheme name reach the OpenAPI document and the 401 challenge."""
-    h = await make_harness("sqlite", session_cookie="__Host-sid", scheme_name="Sid", description=None)
+    h = await make_harness("sqlite", session_cookie=PLAIN_COOKIE, scheme_name="Sid", description=None)
     schema = openapi(h.app)
-    assert schema["components"]["securitySchemes"] == {"Sid": {"type": "apiKey", "in": "cookie", "name": "__Host-sid"}}
+    assert schema["components"]["securitySchemes"] == {"Sid": {"type": "apiKey", "in": "cookie", "name": "session"}}
     error = h.auth.scheme.make_not_authenticated_error()
     assert error.status_code == 401
-    assert error.headers == {"WWW-Authenticate": 'Cookie name="__Host-sid"'}
+    assert error.headers == {"WWW-Authenticate": 'Cookie name="session"'}

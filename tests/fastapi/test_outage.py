@@ -3,9 +3,8 @@
 import asyncio
 import logging
 import socket
-import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -15,13 +14,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from sealed_sessions.sqlalchemy import new_session_token
 from sealed_sessions.testing import seal
+from tests.helpers import COOKIE, KEY_A, START, ClientFactory, FakeClock
 
-from .conftest import KEY_A, POSTGRES_URL, START, Clock, HarnessFactory, build_app, make_user_model
-
-ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+from .harness import POSTGRES_URL, HarnessFactory, build_app, make_user_model, run_websocket, settle_aiosqlite_threads
 
 TOKEN = new_session_token()
-COOKIE = seal(KEY_A, {"_auth_uid": 1, "_auth_token": TOKEN, "_auth_at": START}, issued_at=START)
+LOGGED_IN = seal(KEY_A, {"_auth_uid": 1, "_auth_token": TOKEN, "_auth_at": START}, issued_at=START)
+"""A session cookie value of user 1 (a user the outage tests never get to look up)."""
 
 
 def free_loopback_port() -> int:
@@ -45,17 +44,6 @@ async def dropping_server() -> AsyncIterator[int]:
     finally:
         server.close()
         await server.wait_closed()
-
-
-async def settle_aiosqlite_threads() -> None:
-    """Let aiosqlite worker threads finish while the loop still runs.
-
-    When ``aiosqlite.connect`` fails (missing directory), aiosqlite stops its worker thread by
-    queueing a future; if the test's loop closes first, the thread raises "Event loop is closed".
-    """
-    for thread in threading.enumerate():
-        if "_connection_worker_thread" in thread.name:
-            await asyncio.to_thread(thread.join, 5)
 
 
 def assert_outage_response(response: httpx.Response, secrets: list[str]) -> None:
@@ -90,16 +78,16 @@ def assert_logged_without_secrets(
 async def _outage_case(url: str, client_factory: ClientFactory, caplog: pytest.LogCaptureFixture) -> None:
     engine = create_async_engine(url, pool_timeout=5)
     _, user = make_user_model("int", "users_unreachable")
-    h = build_app(engine, user, Clock())
+    h = build_app(engine, user, FakeClock())
     try:
         caplog.set_level(logging.DEBUG)
-        async with client_factory(h.app, cookies={"session": COOKIE}) as client:
+        async with client_factory(h.app, cookies={COOKIE: LOGGED_IN}) as client:
             response = await client.get("/me")
-            assert_outage_response(response, [TOKEN, COOKIE])
-            assert_logged_without_secrets(caplog, [TOKEN, COOKIE])
+            assert_outage_response(response, [TOKEN, LOGGED_IN])
+            assert_logged_without_secrets(caplog, [TOKEN, LOGGED_IN])
             optional = await client.get("/maybe")  # an optional route does not treat "unknown" as anonymous
-            assert_outage_response(optional, [TOKEN, COOKIE])
-            assert client.cookies["session"] == COOKIE  # nobody logged out by the outage
+            assert_outage_response(optional, [TOKEN, LOGGED_IN])
+            assert client.cookies[COOKIE] == LOGGED_IN  # nobody logged out by the outage
         async with client_factory(h.app) as anonymous:
             assert (await anonymous.get("/me")).status_code == 401  # no session: no database needed
             assert (await anonymous.get("/public")).status_code == 200
@@ -108,28 +96,25 @@ async def _outage_case(url: str, client_factory: ClientFactory, caplog: pytest.L
         await settle_aiosqlite_threads()
 
 
-@pytest.mark.parametrize(
-    "scheme",
-    [
-        pytest.param("postgresql+asyncpg://postgres@127.0.0.1:{port}/test", id="h1_postgres_refused"),
-        pytest.param("mysql+aiomysql://root@127.0.0.1:{port}/test", id="h1_mariadb_refused"),
-    ],
-)
-async def test_h1_database_refusing_connections(
+DRIVERS = [
+    pytest.param("postgresql+asyncpg://postgres@127.0.0.1:{port}/test", id="postgres"),
+    pytest.param("mysql+aiomysql://root@127.0.0.1:{port}/test", id="mariadb"),
+]
+"""Real drivers' URLs, for a port where no database answers."""
+
+
+@pytest.mark.case("H1", "H6", "H7")
+@pytest.mark.parametrize("scheme", DRIVERS)
+async def test_database_refusing_connections_answers_503(
     scheme: str, client_factory: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A real driver connecting to a loopback port where nothing listens: 503, cookie kept, logged safely."""
     await _outage_case(scheme.format(port=free_loopback_port()), client_factory, caplog)
 
 
-@pytest.mark.parametrize(
-    "scheme",
-    [
-        pytest.param("postgresql+asyncpg://postgres@127.0.0.1:{port}/test", id="h1_postgres_drops"),
-        pytest.param("mysql+aiomysql://root@127.0.0.1:{port}/test", id="h1_mariadb_drops"),
-    ],
-)
-async def test_h1_database_dropping_connections(
+@pytest.mark.case("H1", "H6", "H7")
+@pytest.mark.parametrize("scheme", DRIVERS)
+async def test_database_dropping_connections_answers_503(
     scheme: str, client_factory: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A server that accepts and hangs up at once (crashing): 503 with the cookie kept."""
@@ -137,14 +122,16 @@ async def test_h1_database_dropping_connections(
         await _outage_case(scheme.format(port=port), client_factory, caplog)
 
 
-async def test_h1_sqlite_file_in_missing_directory(
+@pytest.mark.case("H1", "H6", "H7")
+async def test_sqlite_file_in_missing_directory_answers_503(
     tmp_path: Path, client_factory: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A SQLite database whose directory does not exist: 503, cookie kept, logged safely."""
     await _outage_case(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'app.db'}", client_factory, caplog)
 
 
-async def test_h2_pool_exhausted_answers_503_within_the_pool_timeout(
+@pytest.mark.case("H2", "H6", "H7")
+async def test_pool_exhausted_answers_503_within_the_pool_timeout(
     db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With the only pooled connection held elsewhere, the check gives 503 after pool_timeout, no hang."""
@@ -152,20 +139,21 @@ async def test_h2_pool_exhausted_answers_503_within_the_pool_timeout(
     await h.create_user("ada")
     async with client_factory(h.app) as client:
         await client.post("/login/ada")
-        cookie = client.cookies["session"]
+        cookie = client.cookies[COOKIE]
         async with h.engine.connect() as held:
             await held.execute(text("SELECT 1"))
             async with asyncio.timeout(30):  # a guard against a hang, not a timing assertion
                 response = await client.get("/me")
         assert_outage_response(response, [cookie])
         assert_logged_without_secrets(caplog, [cookie])
-        assert client.cookies["session"] == cookie
+        assert client.cookies[COOKIE] == cookie
         assert (await client.get("/me")).status_code == 200  # the pool recovers by itself
 
 
+@pytest.mark.case("H3", "H6")
 @pytest.mark.postgres
 @pytest.mark.skipif(not POSTGRES_URL, reason="SEALED_TEST_POSTGRES_URL is not set")
-async def test_h3_query_timeout_answers_503(
+async def test_query_timeout_answers_503(
     make_harness: HarnessFactory, client_factory: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A check that exceeds PostgreSQL's statement_timeout (table locked by another session) gives 503."""
@@ -175,7 +163,7 @@ async def test_h3_query_timeout_answers_503(
     await h.create_user("ada")
     async with client_factory(h.app) as client:
         await client.post("/login/ada")
-        cookie = client.cookies["session"]
+        cookie = client.cookies[COOKIE]
         async with h.engine.connect() as locker:
             await locker.execute(text("SET LOCAL statement_timeout = 0"))
             await locker.execute(text(f"LOCK TABLE {h.User.__tablename__} IN ACCESS EXCLUSIVE MODE"))
@@ -183,11 +171,12 @@ async def test_h3_query_timeout_answers_503(
                 response = await client.get("/me")
             await locker.rollback()
         assert_outage_response(response, [cookie])
-        assert client.cookies["session"] == cookie
+        assert client.cookies[COOKIE] == cookie
         assert (await client.get("/me")).status_code == 200
 
 
-async def test_h5_any_database_error_fails_closed(
+@pytest.mark.case("H5", "H6", "H7")
+async def test_any_database_error_fails_closed(
     db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A database error that is not an outage (the table is gone) still gives 503, never a user."""
@@ -195,7 +184,7 @@ async def test_h5_any_database_error_fails_closed(
     await h.create_user("ada")
     async with client_factory(h.app) as client:
         await client.post("/login/ada")
-        cookie = client.cookies["session"]
+        cookie = client.cookies[COOKIE]
         table = h.User.__tablename__
         async with h.engine.begin() as conn:
             await conn.execute(text(f"ALTER TABLE {table} RENAME TO {table}_away"))
@@ -214,18 +203,17 @@ async def test_h5_any_database_error_fails_closed(
         assert (await client.get("/me")).status_code == 200
 
 
-async def test_h6_websocket_outage_closes_with_1013(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.case("H1", "H7")
+async def test_websocket_outage_closes_with_1013(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A WebSocket handshake during an outage is closed with 1013 (try again later), not accepted."""
-    from .test_websocket import run_websocket
-
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'app.db'}")
     _, user = make_user_model("int", "users_ws")
-    h = build_app(engine, user, Clock())
+    h = build_app(engine, user, FakeClock())
     try:
-        messages = await run_websocket(h.app, COOKIE)
+        messages = await run_websocket(h.app, LOGGED_IN)
     finally:
         await engine.dispose()
         await settle_aiosqlite_threads()
     assert messages[0]["type"] == "websocket.close"
     assert messages[0]["code"] == 1013
-    assert_logged_without_secrets(caplog, [COOKIE, TOKEN])
+    assert_logged_without_secrets(caplog, [LOGGED_IN, TOKEN])

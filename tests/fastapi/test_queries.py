@@ -1,21 +1,22 @@
 """One statement and as few round trips as the database allows per authenticated request (H9, H10)."""
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine import make_url
 
-from .conftest import MARIADB_URL, POSTGRES_URL, HarnessFactory
+from sealed_sessions.sqlalchemy import new_session_token
+from sealed_sessions.testing import seal
+from tests.helpers import COOKIE, KEY_A, START, ClientFactory
+
+from .harness import MARIADB_URL, POSTGRES_URL, HarnessFactory
 from .wire import WireCounter
 
-ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
-
-async def test_h9_one_select_for_an_authenticated_request(
+@pytest.mark.case("H9")
+async def test_one_select_for_an_authenticated_request(
     db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """An authenticated request sends exactly one SELECT, checking id and token in one WHERE."""
@@ -34,7 +35,8 @@ async def test_h9_one_select_for_an_authenticated_request(
         assert ".is_active" in where
 
 
-async def test_h9_no_statement_and_no_connection_for_anonymous_requests(
+@pytest.mark.case("H9")
+async def test_no_statement_and_no_connection_for_anonymous_requests(
     db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """Anonymous requests to protected, optional and public routes touch no connection at all."""
@@ -54,14 +56,11 @@ async def test_h9_no_statement_and_no_connection_for_anonymous_requests(
         assert checkouts == []
 
 
-async def test_h9_malformed_session_is_refused_without_a_query(
+@pytest.mark.case("H9")
+async def test_malformed_session_is_refused_without_a_query(
     db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """A session whose user id or token has the wrong type or an empty token gets 401 with no SQL."""
-    from sealed_sessions.testing import seal
-
-    from .conftest import KEY_A, START
-
     h = await make_harness(db_kind)
     await h.create_user("ada")
     bad_sessions: list[dict[str, Any]] = [
@@ -75,7 +74,7 @@ async def test_h9_malformed_session_is_refused_without_a_query(
     ]
     for data in bad_sessions:
         cookie = seal(KEY_A, data, issued_at=START)
-        async with client_factory(h.app, cookies={"session": cookie}) as client:
+        async with client_factory(h.app, cookies={COOKIE: cookie}) as client:
             h.statements.clear()
             response = await client.get("/me")
             assert response.status_code == 401, data
@@ -83,7 +82,8 @@ async def test_h9_malformed_session_is_refused_without_a_query(
             assert h.statements == [], data
 
 
-async def test_h9_endpoint_shares_the_request_session(
+@pytest.mark.case("H9")
+async def test_endpoint_shares_the_request_session(
     db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """An endpoint that also uses the database adds only its own statement to the check's one."""
@@ -153,8 +153,9 @@ async def _trips_per_request(
     return trips
 
 
+@pytest.mark.case("H9")
 @pytest.mark.postgres
-async def test_h9_postgres_authenticated_request_is_one_round_trip(
+async def test_postgres_authenticated_request_is_one_round_trip(
     pg_wire: tuple[WireCounter, str], make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """On asyncpg the check runs outside a transaction: one round trip, no BEGIN, no ROLLBACK."""
@@ -164,8 +165,9 @@ async def test_h9_postgres_authenticated_request_is_one_round_trip(
     assert trips[0].startswith("sync: SELECT"), trips
 
 
+@pytest.mark.case("H9")
 @pytest.mark.postgres
-async def test_h9_postgres_inside_a_transaction_costs_begin_and_rollback(
+async def test_postgres_inside_a_transaction_costs_begin_and_commit(
     pg_wire: tuple[WireCounter, str], make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """With the autocommit check turned off, asyncpg adds BEGIN and COMMIT: three round trips."""
@@ -176,8 +178,9 @@ async def test_h9_postgres_inside_a_transaction_costs_begin_and_rollback(
     assert trips[2].startswith("query: COMMIT")
 
 
+@pytest.mark.case("H9")
 @pytest.mark.postgres
-async def test_h9_postgres_endpoint_transaction_still_works(
+async def test_postgres_endpoint_transaction_still_works(
     pg_wire: tuple[WireCounter, str], make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """After the autocommit check, the endpoint's own statements run in a normal transaction."""
@@ -191,6 +194,7 @@ async def test_h9_postgres_endpoint_transaction_still_works(
     assert trips[3].startswith("query: ROLLBACK")
 
 
+@pytest.mark.case("H9")
 @pytest.mark.mariadb
 @pytest.mark.parametrize(
     ("reset", "expected"),
@@ -199,7 +203,7 @@ async def test_h9_postgres_endpoint_transaction_still_works(
         pytest.param(None, ["SELECT", "COMMIT"], id="pool_reset_on_return_none"),
     ],
 )
-async def test_h9_mariadb_authenticated_request_round_trips(
+async def test_mariadb_authenticated_request_round_trips(
     reset: str | None,
     expected: list[str],
     mariadb_wire: tuple[WireCounter, str],
@@ -230,24 +234,26 @@ async def _restart_case(
     await h.create_user("ada")
     async with client_factory(h.app) as client:
         await client.post("/login/ada")
-        cookie = client.cookies["session"]
+        cookie = client.cookies[COOKIE]
         assert (await client.get("/me")).status_code == 200
         wire.sever()
         statuses = [(await client.get("/me")).status_code for _ in range(3)]
         assert statuses in ([200, 200, 200], [503, 200, 200]), statuses
-        assert client.cookies["session"] == cookie
+        assert client.cookies[COOKIE] == cookie
 
 
+@pytest.mark.case("H4")
 @pytest.mark.postgres
-async def test_h4_postgres_restart_recovers_with_at_most_one_503(
+async def test_postgres_restart_recovers_with_at_most_one_503(
     pg_wire: tuple[WireCounter, str], make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """After every pooled PostgreSQL connection is cut (a restart), at most one 503, then success."""
     await _restart_case("postgres", *pg_wire, make_harness, client_factory)
 
 
+@pytest.mark.case("H4")
 @pytest.mark.mariadb
-async def test_h4_mariadb_restart_recovers_with_at_most_one_503(
+async def test_mariadb_restart_recovers_with_at_most_one_503(
     mariadb_wire: tuple[WireCounter, str], make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """After every pooled MariaDB connection is cut (a restart), at most one 503, then success."""
@@ -258,10 +264,6 @@ async def test_overridden_statement_is_the_one_run(
     make_harness: HarnessFactory, client_factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A SessionAuth whose statement() is overridden (as the by-id benchmark does) runs that statement."""
-    from sqlalchemy import select
-
-    from sealed_sessions.sqlalchemy import new_session_token
-
     h = await make_harness("sqlite")
     pk = await h.create_user("ada")
     monkeypatch.setattr(h.auth, "statement", lambda uid, token: select(h.User).where(h.User.id == uid))

@@ -4,12 +4,11 @@ import importlib
 import sys
 from collections.abc import AsyncIterator
 from types import ModuleType
-from typing import Any
 
 import pytest
 from asgi_lifespan import LifespanManager
 
-from .conftest import KEY_A
+from tests.helpers import COOKIE, KEY_A, ClientFactory
 
 
 @pytest.fixture
@@ -25,7 +24,9 @@ async def example(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ModuleType]:
     sys.modules.pop(name, None)
 
 
-async def test_readme_example_login_and_revoke_other_devices(example: ModuleType, client_factory: Any) -> None:
+async def test_readme_example_login_and_revoke_other_devices(
+    example: ModuleType, client_factory: ClientFactory
+) -> None:
     """Two devices log in; 'log out everywhere else' keeps the first and refuses the second."""
     async with LifespanManager(example.app) as manager:
         async with example.Database() as db:
@@ -38,4 +39,4 @@ async def test_readme_example_login_and_revoke_other_devices(example: ModuleType
             assert (await laptop.post("/logout-everywhere-else")).json() == {"ok": True}
             assert (await laptop.get("/me")).status_code == 200
             assert (await phone.get("/me")).status_code == 401
-            assert "session" not in phone.cookies
+            assert COOKIE not in phone.cookies  # the refused device's cookie was deleted

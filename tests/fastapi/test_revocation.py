@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import base64
 import string
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from typing import Any
 
-import httpx
 import pytest
 
 from sealed_sessions.sqlalchemy import new_session_token
-from sealed_sessions.testing import unseal
+from sealed_sessions.testing import seal, unseal
+from tests.helpers import COOKIE, KEY_A, START, ClientFactory, cookie
 
-from .conftest import KEY_A, HarnessFactory
-
-ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-def session_of(client: httpx.AsyncClient) -> dict[str, Any]:
-    """The data sealed in a client's session cookie (opened with the test key)."""
-    return unseal(KEY_A, client.cookies["session"]).data
+from .harness import HarnessFactory, session_of
 
 
-async def test_g3_revoke_from_one_device_refuses_the_other(
+@pytest.mark.case("G3")
+async def test_revoke_from_one_device_refuses_the_other(
     db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """Log out everywhere from one device: the other device's next request gets 401."""
@@ -40,7 +31,10 @@ async def test_g3_revoke_from_one_device_refuses_the_other(
         assert (await laptop.get("/me")).status_code == 401  # without keep=, this device ends too
 
 
-async def test_g5_keep_this_device(db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory) -> None:
+@pytest.mark.case("G5")
+async def test_revoke_keeping_this_device_refuses_the_others(
+    db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
+) -> None:
     """``revoke(keep=request)`` reseals the current device with the new token; the others die."""
     h = await make_harness(db_kind)
     pk = await h.create_user("ada")
@@ -57,7 +51,8 @@ async def test_g5_keep_this_device(db_kind: str, make_harness: HarnessFactory, c
         assert (await phone.get("/me")).status_code == 401
 
 
-async def test_g4_password_change_rotates_and_keeps_this_device(
+@pytest.mark.case("G4")
+async def test_password_change_rotates_and_keeps_this_device(
     db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """A password change commits the new password and a new token together and keeps this device."""
@@ -77,8 +72,9 @@ async def test_g4_password_change_rotates_and_keeps_this_device(
         assert (await phone.get("/me")).status_code == 401
 
 
-@pytest.mark.parametrize("how", ["g6_deleted", "g6_deactivated"])
-async def test_g6_deleted_or_inactive_user_is_refused(
+@pytest.mark.case("G6")
+@pytest.mark.parametrize("how", ["deleted", "deactivated"])
+async def test_deleted_or_inactive_user_is_refused(
     how: str, db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """A deleted or deactivated user's valid cookie gets 401 and a deletion cookie."""
@@ -87,7 +83,7 @@ async def test_g6_deleted_or_inactive_user_is_refused(
     async with client_factory(h.app) as client:
         await client.post("/login/ada")
         assert (await client.get("/me")).status_code == 200
-        if how == "g6_deleted":
+        if how == "deleted":
             await h.delete(pk)
         else:
             await h.set_columns(pk, is_active=False)
@@ -96,8 +92,9 @@ async def test_g6_deleted_or_inactive_user_is_refused(
         assert "max-age=0" in response.headers["set-cookie"].lower()
 
 
-@pytest.mark.parametrize("value", [pytest.param("", id="g7_empty"), pytest.param(None, id="g7_null")])
-async def test_g7_null_or_empty_token_in_database_is_refused(
+@pytest.mark.case("G7")
+@pytest.mark.parametrize("value", [pytest.param("", id="empty"), pytest.param(None, id="null")])
+async def test_null_or_empty_token_in_database_is_refused(
     value: str | None, db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """A token set to '' or NULL in the database (a legacy nullable column) refuses the session."""
@@ -113,7 +110,8 @@ async def test_g7_null_or_empty_token_in_database_is_refused(
         assert "max-age=0" in response.headers["set-cookie"].lower()
 
 
-def test_g8_fresh_tokens_are_random_and_long() -> None:
+@pytest.mark.case("G8")
+def test_fresh_tokens_are_random_and_long() -> None:
     """New tokens are distinct base64url strings of 43 characters (256 bits), never a counter."""
     tokens = [new_session_token() for _ in range(1000)]
     assert len(set(tokens)) == 1000
@@ -123,7 +121,8 @@ def test_g8_fresh_tokens_are_random_and_long() -> None:
     assert all(len(base64.urlsafe_b64decode(t + "=")) == 32 for t in tokens)
 
 
-async def test_g8_rotation_gives_a_new_random_token(
+@pytest.mark.case("G8")
+async def test_rotation_gives_a_new_random_token(
     db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """Each rotation stores a new 43-character token that differs from every earlier one."""
@@ -141,7 +140,8 @@ async def test_g8_rotation_gives_a_new_random_token(
             seen.add(token)
 
 
-async def test_g1_login_starts_a_new_session_and_drops_pre_login_data(
+@pytest.mark.case("G1")
+async def test_login_starts_a_new_session_and_drops_pre_login_data(
     db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """Login resets the session: pre-login keys are gone and the lifetime starts at login time."""
@@ -149,11 +149,11 @@ async def test_g1_login_starts_a_new_session_and_drops_pre_login_data(
     await h.create_user("ada")
     async with client_factory(h.app) as client:
         await client.post("/cart")
-        before = unseal(KEY_A, client.cookies["session"])
+        before = unseal(KEY_A, client.cookies[COOKIE])
         assert before.data["is_admin"] is True
         h.clock.advance(3600)
         await client.post("/login/ada")
-        after = unseal(KEY_A, client.cookies["session"])
+        after = unseal(KEY_A, client.cookies[COOKIE])
         assert "is_admin" not in after.data
         assert "cart" not in after.data
         assert after.issued_at == before.issued_at + 3600
@@ -161,7 +161,8 @@ async def test_g1_login_starts_a_new_session_and_drops_pre_login_data(
         assert (await client.get("/me")).json()["session"] == ["_auth_at", "_auth_token", "_auth_uid"]
 
 
-async def test_g2_g9_logout_without_revoke_leaves_old_copies_valid(
+@pytest.mark.case("G2", "G9")
+async def test_logout_without_revoke_leaves_old_copies_valid(
     db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """A copy of the cookie kept from before a plain logout still works (documented limit)."""
@@ -169,15 +170,16 @@ async def test_g2_g9_logout_without_revoke_leaves_old_copies_valid(
     await h.create_user("ada")
     async with client_factory(h.app) as client:
         await client.post("/login/ada")
-        stolen = client.cookies["session"]
+        stolen = client.cookies[COOKIE]
         response = await client.post("/logout")
         assert "max-age=0" in response.headers["set-cookie"].lower()
         assert (await client.get("/me")).status_code == 401
-    async with client_factory(h.app, cookies={"session": stolen}) as attacker:
+    async with client_factory(h.app, cookies={COOKIE: stolen}) as attacker:
         assert (await attacker.get("/me")).status_code == 200
 
 
-async def test_g2_logout_with_revoke_refuses_old_copies(
+@pytest.mark.case("G2")
+async def test_logout_with_revoke_refuses_old_copies(
     db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """Where the app revokes on logout, a copy of the pre-logout cookie is refused."""
@@ -185,11 +187,11 @@ async def test_g2_logout_with_revoke_refuses_old_copies(
     await h.create_user("ada")
     async with client_factory(h.app) as client:
         await client.post("/login/ada")
-        stolen = client.cookies["session"]
-        assert (await client.post("/logout-revoke")).status_code == 200
-    async with client_factory(h.app, cookies={"session": stolen}) as attacker:
-        response = await attacker.get("/me")
-        assert response.status_code == 401
+        stolen = client.cookies[COOKIE]
+        async with client_factory(h.app, cookies={COOKIE: stolen}) as attacker:
+            assert (await attacker.get("/me")).status_code == 200  # the copy works until the logout
+            assert (await client.post("/logout-revoke")).status_code == 200
+            assert (await attacker.get("/me")).status_code == 401
 
 
 async def test_token_mismatch_clears_the_cookie(
@@ -203,9 +205,9 @@ async def test_token_mismatch_clears_the_cookie(
         await h.set_columns(pk, session_token=new_session_token())
         response = await client.get("/me")
         assert response.status_code == 401
-        assert response.headers["www-authenticate"] == 'Cookie name="session"'
+        assert response.headers["www-authenticate"] == f'Cookie name="{COOKIE}"'
         assert "max-age=0" in response.headers["set-cookie"].lower()
-        assert "session" not in client.cookies
+        assert COOKIE not in client.cookies
         # Optional routes answer None and still clear a dead session.
         await client.post("/login/ada")
         await h.set_columns(pk, session_token=new_session_token())
@@ -257,7 +259,7 @@ async def test_no_session_gives_401_with_challenge(
         response = await client.get("/me")
         assert response.status_code == 401
         assert response.json() == {"detail": "Not authenticated"}
-        assert response.headers["www-authenticate"] == 'Cookie name="session"'
+        assert response.headers["www-authenticate"] == f'Cookie name="{COOKIE}"'
         assert "set-cookie" not in response.headers
         assert "cookie" in response.headers["vary"].lower()
 
@@ -276,3 +278,37 @@ async def test_endpoint_changes_to_the_loaded_user_commit(
             assert user is not None
             assert user.name == "grace"
         assert (await client.get("/me")).json()["name"] == "grace"
+
+
+@pytest.mark.case("H11")
+@pytest.mark.parametrize("forged_id", ["a\x00b", "\x00", "id\r\nX-Injected: 1", "\x9bcsi"])
+async def test_forged_text_id_with_controls_is_a_401_never_a_503(
+    db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory, forged_id: str
+) -> None:
+    """A session forged with the key naming a text user id with NUL or controls: 401, cookie deleted, no query."""
+    h = await make_harness(db_kind, pk="str")
+    pk = await h.create_user("ada")
+    token = await h.token(pk)
+    forged = seal(KEY_A, {h.auth.user_id_key: forged_id, h.auth.token_key: token}, issued_at=START)
+    h.statements.clear()
+    async with client_factory(h.app) as client:
+        response = await client.get("/me", headers={"cookie": cookie(forged)})
+    assert response.status_code == 401, response.text
+    assert "Max-Age=0" in response.headers["set-cookie"]
+    assert h.statements == []  # refused before any query
+
+
+@pytest.mark.case("H10")
+async def test_token_differing_only_in_letter_case_is_refused_on_every_database(
+    db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
+) -> None:
+    """The token column compares byte for byte, on MariaDB too (a binary collation): a case-swapped token is a 401."""
+    h = await make_harness(db_kind)
+    pk = await h.create_user("ada")
+    token = await h.token(pk)
+    assert token is not None and token.swapcase() != token
+    swapped = seal(KEY_A, {h.auth.user_id_key: pk, h.auth.token_key: token.swapcase()}, issued_at=START)
+    genuine = seal(KEY_A, {h.auth.user_id_key: pk, h.auth.token_key: token}, issued_at=START)
+    async with client_factory(h.app) as client:
+        assert (await client.get("/me", headers={"cookie": cookie(genuine)})).status_code == 200
+        assert (await client.get("/me", headers={"cookie": cookie(swapped)})).status_code == 401

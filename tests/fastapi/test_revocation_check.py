@@ -9,15 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import BigInteger, String, event, select
+from sqlalchemy import BigInteger, ColumnElement, String, event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sealed_sessions import ConfigurationError, SealedSessionsError
 from sealed_sessions.fastapi import DatabaseUnavailable, RevocationCheck, UnsupportedModel
 from sealed_sessions.sqlalchemy import SessionTokenMixin, new_session_token
 
-from .test_outage import settle_aiosqlite_threads
+from .harness import settle_aiosqlite_threads
 
 
 class Base(DeclarativeBase):
@@ -149,6 +150,52 @@ def test_parse_uid_for_uuid_and_text_keys() -> None:
     assert RevocationCheck(TextMember).parse_uid("abc") == "abc"
     for bad in ("", "x" * 256, 7):
         assert RevocationCheck(TextMember).parse_uid(bad) is None, bad
+
+
+@pytest.mark.case("H11")
+@pytest.mark.parametrize("bad", ["a\x00b", "\x00", "ab\ncd", "\x85next-line", "x\ud800", "\x7f"])
+def test_non_printable_text_ids_are_refused_without_a_query(bad: str) -> None:
+    """A text or UUID id holding NUL, C0 or C1 controls, DEL or a lone surrogate is refused before any query."""
+    assert RevocationCheck(TextMember).parse_uid(bad) is None
+    assert RevocationCheck(UuidMember).parse_uid(bad) is None
+
+
+def test_unusual_but_valid_text_ids_are_kept() -> None:
+    """Ids with a no-break space, a zero-width joiner, a soft hyphen or right-to-left text are real ids, not refused."""
+    for good in ("a\u00a0b", "\U0001f469\u200d\U0001f4bb", "co\u00adop", "\u202eabc", "Zo\u00eb"):
+        assert RevocationCheck(TextMember).parse_uid(good) == good
+
+
+@pytest.mark.case("H12")
+def test_a_hybrid_active_flag_that_is_a_constant_in_sql_is_refused_at_startup() -> None:
+    """An is_active hybrid whose class-level expression is a Python constant fails construction, not every request."""
+
+    class ConstantActive(SessionTokenMixin, Base):
+        __tablename__ = "check_constant_active"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+        @hybrid_property
+        def is_active(self) -> bool:
+            return True
+
+    with pytest.raises(ConfigurationError, match=r"is_active\.expression"):
+        RevocationCheck(ConstantActive)
+
+    class ExpressionActive(SessionTokenMixin, Base):
+        __tablename__ = "check_expression_active"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        disabled_at: Mapped[int | None] = mapped_column(default=None)
+
+        @hybrid_property
+        def is_active(self) -> bool:
+            return self.disabled_at is None
+
+        @is_active.inplace.expression
+        @classmethod
+        def _is_active_expression(cls) -> ColumnElement[bool]:
+            return cls.disabled_at.is_(None)
+
+    assert "disabled_at IS NULL" in where_clause(RevocationCheck(ExpressionActive), 1)
 
 
 # -- the check ------------------------------------------------------------------------------------
@@ -326,3 +373,25 @@ async def test_other_database_errors_are_logged_as_errors(
     assert record.levelno == logging.ERROR
     assert getattr(record, "reason", None) == "database_error"
     assert TOKEN not in record.getMessage()
+
+
+def test_login_refuses_a_user_whose_id_the_check_would_refuse() -> None:
+    """A text primary key with a control character cannot log in (UnusableUser) instead of getting 401 forever."""
+    from sqlalchemy.orm.attributes import set_committed_value
+    from sqlalchemy.orm.session import make_transient_to_detached
+
+    from sealed_sessions.fastapi import SessionAuth, UnusableUser
+
+    async def no_db() -> AsyncSession:  # never called: session_data touches no database
+        raise AssertionError
+
+    auth: SessionAuth[TextMember] = SessionAuth(TextMember, no_db)
+    member = TextMember(id="bad\x00id")
+    set_committed_value(member, "session_token", TOKEN)
+    make_transient_to_detached(member)  # gives it an identity, as a loaded row has
+    with pytest.raises(UnusableUser, match="control"):
+        auth.session_data(member)
+    good = TextMember(id="good id")
+    set_committed_value(good, "session_token", TOKEN)
+    make_transient_to_detached(good)
+    assert auth.session_data(good)["_auth_uid"] == "good id"

@@ -1,6 +1,5 @@
 """How the check meets the app's own transactions: the same behaviour on every driver."""
 
-import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,12 +14,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sealed_sessions import ConfigurationError, SessionMiddleware
 from sealed_sessions.fastapi import SessionAuth
 from sealed_sessions.sqlalchemy import SessionTokenMixin, new_session_token
+from tests.helpers import KEY_A, ClientFactory
 
-from .conftest import KEY_A, HarnessFactory, database_url, make_user_model
+from .harness import POSTGRES_URL, HarnessFactory, database_url, make_user_model
 
 
 async def test_endpoint_may_begin_its_own_transaction_after_the_check(
-    db_kind: str, make_harness: HarnessFactory, client_factory: Any
+    db_kind: str, make_harness: HarnessFactory, client_factory: ClientFactory
 ) -> None:
     """After the check, ``async with db.begin()`` works in the endpoint on SQLite, PostgreSQL and MariaDB alike."""
     h = await make_harness(db_kind)
@@ -43,9 +43,9 @@ async def test_endpoint_may_begin_its_own_transaction_after_the_check(
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-async def test_check_joins_an_outside_transaction(kind: str, tmp_path: Path, client_factory: Any) -> None:
+async def test_check_joins_an_outside_transaction(kind: str, tmp_path: Path, client_factory: ClientFactory) -> None:
     """A session bound to a connection already in a transaction (the test-suite pattern) is checked inside it."""
-    if kind == "postgres" and not os.environ.get("SEALED_TEST_POSTGRES_URL"):
+    if kind == "postgres" and not POSTGRES_URL:
         pytest.skip("SEALED_TEST_POSTGRES_URL is not set")
     engine = create_async_engine(database_url(kind, tmp_path))
     base, user_model = make_user_model("int", f"users_{secrets.token_hex(4)}")

@@ -1,0 +1,161 @@
+"""The dependencies :class:`~sealed_sessions.fastapi.SessionAuth` hands out: the check's answers as HTTP.
+
+Each one runs its auth's :class:`~sealed_sessions._revocation.RevocationCheck` on the request's
+session and ``AsyncSession`` and translates the answer: the user; 401, ``None`` or a 1008 close
+when there is none; 503 or a 1013 close when the database cannot say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from inspect import Parameter, Signature
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeAlias
+
+from fastapi import Depends, HTTPException, WebSocket, WebSocketException
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.status import WS_1008_POLICY_VIOLATION
+from starlette.websockets import WebSocketState
+
+from ._errors import DatabaseUnavailable
+from ._revocation import UserT
+
+if TYPE_CHECKING:
+    from .fastapi import SessionAuth
+
+__all__ = [
+    "CurrentUserDependency",
+    "OpenDB",
+    "OptionalUserDependency",
+    "WebSocketUserDependency",
+    "watch_websocket",
+    "watching",
+]
+
+WS_1013_TRY_AGAIN_LATER = 1013
+"""WebSocket close code for a temporary server condition (RFC 6455 registry): the database outage."""
+
+_SessionMapping: TypeAlias = MutableMapping[str, Any]
+_POSITIONAL = Parameter.POSITIONAL_OR_KEYWORD
+
+
+class _UserDependency(Generic[UserT]):
+    """What the dependencies share: a FastAPI signature naming their ``SessionAuth``'s scheme and
+    ``get_db``, and the one call to the check, which turns a database failure into "try again later"."""
+
+    _leading: ClassVar[tuple[Parameter, ...]] = ()
+    auth: SessionAuth[UserT]
+    __signature__: Signature
+
+    def __init__(self, auth: SessionAuth[UserT]) -> None:
+        self.auth = auth
+        # FastAPI reads a dependency's parameters with inspect.signature, which returns
+        # __signature__ when an object has one: this instance depends on this auth's scheme and get_db.
+        session = Parameter("session", _POSITIONAL, annotation=Annotated[_SessionMapping, Depends(auth.scheme)])
+        db = Parameter("db", _POSITIONAL, annotation=Annotated[AsyncSession, Depends(auth.get_db)])
+        self.__signature__ = Signature([*self._leading, session, db])
+
+    async def _user(self, session: _SessionMapping, db: AsyncSession, *, clear: bool) -> UserT | None:
+        """The session's user or ``None``; a dead session is emptied when ``clear`` is true."""
+        check = self.auth.check
+        try:
+            user = await check(db, session, statement=self.auth.statement)
+        except DatabaseUnavailable:
+            raise self._unavailable() from None
+        if user is None and clear and session.get(check.user_id_key) is not None:
+            session.clear()  # the middleware answers with a deletion cookie
+        return user
+
+    def _unavailable(self) -> HTTPException | WebSocketException:
+        return self.auth.scheme.make_unavailable_error(self.auth.retry_after)
+
+
+class CurrentUserDependency(_UserDependency[UserT]):
+    """``Depends(auth.current_user)``: the logged-in user; 401 if there is none, 503 if the database cannot say."""
+
+    async def __call__(self, session: _SessionMapping, db: AsyncSession) -> UserT:
+        user = await self._user(session, db, clear=True)
+        if user is None:
+            raise self.auth.scheme.make_not_authenticated_error()
+        return user
+
+
+class OptionalUserDependency(_UserDependency[UserT]):
+    """``Depends(auth.optional_user)``: the logged-in user or ``None``; 503 if the database cannot say."""
+
+    async def __call__(self, session: _SessionMapping, db: AsyncSession) -> UserT | None:
+        return await self._user(session, db, clear=True)
+
+
+class WebSocketUserDependency(_UserDependency[UserT]):
+    """``Depends(auth.websocket_user)``: the handshake's user; a close with 1008 if there is none, 1013
+    if the database cannot say. The session is left as it is: a handshake cannot set cookies."""
+
+    _leading = (Parameter("websocket", _POSITIONAL, annotation=WebSocket),)
+
+    async def __call__(self, websocket: WebSocket, session: _SessionMapping, db: AsyncSession) -> UserT:
+        user = await self._user(session, db, clear=False)
+        if user is None:
+            raise WebSocketException(WS_1008_POLICY_VIOLATION, "Not authenticated")
+        return user
+
+    def _unavailable(self) -> WebSocketException:
+        return WebSocketException(WS_1013_TRY_AGAIN_LATER, "Service temporarily unavailable")
+
+
+OpenDB: TypeAlias = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+"""Opens a fresh ``AsyncSession`` per check, such as an ``async_sessionmaker``."""
+
+
+async def watch_websocket(
+    auth: SessionAuth[Any],
+    websocket: WebSocket,
+    open_db: OpenDB,
+    *,
+    every: float,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> None:
+    """Re-check ``websocket``'s session every ``every`` seconds; close it with 1008 once revoked.
+
+    Each check is the same one statement as a request's, on a fresh ``AsyncSession`` (the
+    handshake's is long gone). A database outage keeps the socket open: the next check decides.
+    Returns after closing the socket, or when the socket is closed by either side.
+    """
+    session = auth.scheme.session_of(websocket)
+    while _connected(websocket):
+        await sleep(every)
+        if not _connected(websocket):
+            return
+        try:
+            async with open_db() as db:
+                user = await auth.check(db, session, statement=auth.statement)
+        except DatabaseUnavailable:
+            continue
+        if user is None:
+            await websocket.close(code=WS_1008_POLICY_VIOLATION, reason="Session revoked")
+            return
+
+
+def _connected(websocket: WebSocket) -> bool:
+    return websocket.application_state == WebSocketState.CONNECTED
+
+
+@asynccontextmanager
+async def watching(
+    auth: SessionAuth[Any],
+    websocket: WebSocket,
+    open_db: OpenDB,
+    *,
+    every: float,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> AsyncIterator[None]:
+    """Run :func:`watch_websocket` in the background for the duration of the ``async with`` block."""
+    task = asyncio.create_task(watch_websocket(auth, websocket, open_db, every=every, sleep=sleep))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,104 @@
+"""How the check's statement runs on the request's ``AsyncSession``, and what a database failure becomes.
+
+The check must leave the request's ``AsyncSession`` as it found it, on every driver, so the
+endpoint may begin its own transaction. When nothing has begun, the check is a unit of work of
+its own, committed (without expiring the loaded objects) before it returns; on asyncpg it runs in
+autocommit mode, which saves the ``BEGIN`` and ``COMMIT`` round trips. Inside work already under
+way (a transaction begun by the application, pending changes, or a session bound to an outside
+connection), it is one more statement in it.
+
+Any database failure (a SQLAlchemy error or an ``OSError``: refused, unreachable, pool exhausted,
+timeout, a missing column) becomes :class:`DatabaseUnavailable`, logged once on the
+``sealed_sessions`` logger with the exception classes only: SQLAlchemy's messages carry the
+statement's parameters, a revocation token among them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Select
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapper
+
+from ._errors import DatabaseUnavailable
+
+__all__ = ["guarded", "load_one", "uses_autocommit"]
+
+logger: logging.Logger = logging.getLogger("sealed_sessions")
+
+T = TypeVar("T")
+
+_CONNECTIVITY_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, OSError)
+
+
+def uses_autocommit(choice: bool | None, bind: Engine | Connection) -> bool:
+    """Whether a check that is its own unit of work runs in autocommit mode: ``choice`` when set,
+    else on asyncpg only."""
+    if choice is not None:
+        return choice
+    return bind.dialect.driver == "asyncpg"
+
+
+async def load_one(
+    db: AsyncSession,
+    statement: Select[Any],
+    *,
+    mapper: Mapper[Any],
+    autocommit: bool | None,
+    then: Callable[[AsyncSession], Awaitable[None]] | None = None,
+) -> Any | None:
+    """The one row ``statement`` selects, or ``None``; ``then`` runs after a row was found, in the
+    same unit of work. Database errors propagate (wrap the call in :func:`guarded`)."""
+    bind = db.sync_session.get_bind(mapper=mapper)
+    in_work = db.in_transaction() or db.new or db.dirty or db.deleted or isinstance(bind, Connection)
+    if not in_work and uses_autocommit(autocommit, bind):
+        await db.connection(bind_arguments={"mapper": mapper}, execution_options={"isolation_level": "AUTOCOMMIT"})
+    found = (await db.execute(statement)).scalar_one_or_none()
+    if found is not None and then is not None:
+        await then(db)
+    if not in_work:
+        await _commit_keeping_objects(db)
+    return found
+
+
+async def _commit_keeping_objects(db: AsyncSession) -> None:
+    """Commit without expiring, so a loaded user stays usable. (A rollback would expire it.)"""
+    sync_session = db.sync_session
+    expire_on_commit = sync_session.expire_on_commit
+    sync_session.expire_on_commit = False
+    try:
+        await db.commit()
+    finally:
+        sync_session.expire_on_commit = expire_on_commit
+
+
+async def guarded(operation: Awaitable[T], what: str = "session check") -> T:
+    """``await operation``, with any database failure turned into a logged :class:`DatabaseUnavailable`.
+
+    ``what`` names the operation in the error and the log (``"session check"``, ``"device login"``).
+    """
+    try:
+        return await operation
+    except (SQLAlchemyError, OSError) as exc:  # TimeoutError and ConnectionError are OSErrors
+        unavailable = _unavailable(exc, what)
+    # Raised outside the except block, so no traceback chains the database's own message.
+    if unavailable.connectivity:
+        logger.warning("%s", unavailable, extra={"reason": "database_unavailable", "error": unavailable.error})
+    else:
+        logger.error("%s", unavailable, extra={"reason": "database_error", "error": unavailable.error})
+    raise unavailable
+
+
+def _unavailable(exc: BaseException, what: str) -> DatabaseUnavailable:
+    """The error for a failed operation, by exception class only. Connection trouble heals by
+    itself; anything else (a missing table or column, a transaction in a bad state) will not."""
+    names = type(exc).__name__
+    dbapi = getattr(exc, "orig", None)
+    if dbapi is not None and type(dbapi).__name__ != names:
+        names += f" from {type(dbapi).__name__}"
+    return DatabaseUnavailable(names, connectivity=isinstance(exc, _CONNECTIVITY_ERRORS), operation=what)
