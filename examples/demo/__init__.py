@@ -1,4 +1,5 @@
-"""The sealed-sessions demo: register, log in, see the session, log out everywhere, change password.
+"""The sealed-sessions demo: register, log in, see the session and your devices, log out one device or all
+others, change password.
 
 Start it with ``python -m examples.demo`` (SQLite in ./demo.db, http://127.0.0.1:8000), or build it
 in code with :func:`create_app`. Settings come from the environment: see :mod:`.settings`.

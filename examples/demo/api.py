@@ -1,34 +1,44 @@
 """The same actions as a JSON API under ``/api/``.
 
-Every POST must say ``Content-Type: application/json`` (else 415): a browser cannot send that
-cross-site without a CORS preflight, which this app never grants, so the API needs no CSRF token.
+Every POST and DELETE must say ``Content-Type: application/json`` (else 415): a browser cannot
+send that cross-site without a CORS preflight, which this app never grants, so the API needs no
+CSRF token.
 Errors use FastAPI's ``{"detail": ...}`` shape; a revoked or missing session gets 401 with
 ``WWW-Authenticate`` and a deletion cookie; a database outage gets 503 with ``Retry-After``.
+Throttled logins get 429 and a busy password hasher 503, both with ``Retry-After``. Every
+response under ``/api/`` carries ``Cache-Control: no-store`` (set in ``create_app``).
+
+``POST /api/register`` answers 202 with the same body whether or not the address had an account,
+and never logs in. Each login is a device: ``GET /api/devices`` lists the user's devices,
+``DELETE /api/devices/{id}`` ends one of them (404 for an id that is not the user's), and
+``POST /api/logout`` ends this device on the server, so no copy of its cookie works afterwards;
+the user's other devices stay logged in.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.message import Message
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from .accounts import AccountError, EmailTaken, authenticate, change_password, register
-from .auth import CurrentUser, auth, get_settings
-from .db import get_db
+from sealed_sessions.fastapi import DeviceInfo, SessionAuth
+
+from .accounts import REGISTERED, AccountError
+from .auth import AppAccounts, AppSettings, Auth, CurrentUser, client_address
+from .db import Db
+from .errors import TryLater
 from .models import User
 from .passwords import MAX_PASSWORD_LENGTH
-from .settings import Settings
 
 __all__ = ["router"]
 
 
 async def require_json(request: Request) -> None:
-    """415 for a POST that is not ``application/json``: the API's defence against cross-site forms."""
-    if request.method != "POST":
+    """415 for a POST or DELETE that is not ``application/json``: the API's defence against cross-site requests."""
+    if request.method not in ("POST", "DELETE"):
         return
     message = Message()
     message["content-type"] = request.headers.get("content-type", "")
@@ -37,9 +47,6 @@ async def require_json(request: Request) -> None:
 
 
 router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(require_json)])
-
-Db = Annotated[AsyncSession, Depends(get_db)]
-AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
 class Credentials(BaseModel):
@@ -50,6 +57,10 @@ class Credentials(BaseModel):
 class PasswordChange(BaseModel):
     current_password: str = Field(max_length=MAX_PASSWORD_LENGTH)
     new_password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+
+
+class Registered(BaseModel):
+    message: str
 
 
 class UserOut(BaseModel):
@@ -63,6 +74,21 @@ class Me(UserOut):
     served_by: str
 
 
+class DeviceOut(BaseModel):
+    """One logged-in device of the user; times are UTC (ISO 8601)."""
+
+    id: str
+    current: bool
+    """The device that asked."""
+    user_agent: str
+    """A browser and OS summary, such as ``Firefox on Linux``: what the browser claimed."""
+    created_at: datetime
+    """When it logged in."""
+    last_seen_at: datetime
+    """When it was last seen, to within ``SEEN_INTERVAL`` (15 minutes)."""
+    expires_at: datetime
+
+
 def _user_out(user: User) -> UserOut:
     return UserOut(id=user.id, email=user.email)
 
@@ -71,26 +97,43 @@ def _time(value: object) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else None
 
 
-@router.post("/register", status_code=201)
-async def api_register(request: Request, body: Credentials, db: Db, settings: AppSettings) -> UserOut:
-    """Create an account and log this client in."""
+def _device_out(device: DeviceInfo) -> DeviceOut:
+    return DeviceOut(
+        id=device.id,
+        current=device.current,
+        user_agent=device.user_agent,
+        created_at=datetime.fromtimestamp(device.created_at, UTC),
+        last_seen_at=datetime.fromtimestamp(device.last_seen_at, UTC),
+        expires_at=datetime.fromtimestamp(device.expires_at, UTC),
+    )
+
+
+def _try_later(exc: TryLater) -> HTTPException:
+    return HTTPException(status_code=exc.status_code, detail=exc.message, headers=exc.headers)
+
+
+@router.post("/register", status_code=202)
+async def api_register(body: Credentials, db: Db, accounts: AppAccounts) -> Registered:
+    """Create an account if the address is free; the same answer either way, and nobody is logged in."""
     try:
-        user = await register(db, body.email, body.password, scrypt_n=settings.scrypt_n)
-    except EmailTaken as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
+        await accounts.register(db, body.email, body.password)
     except AccountError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
-    auth.login(request, user)
-    return _user_out(user)
+    except TryLater as exc:
+        raise _try_later(exc) from None
+    return Registered(message=REGISTERED)
 
 
 @router.post("/login")
-async def api_login(request: Request, body: Credentials, db: Db, settings: AppSettings) -> UserOut:
-    """Log in: a new session holding the user id and the current revocation token."""
-    user = await authenticate(db, body.email, body.password, scrypt_n=settings.scrypt_n)
+async def api_login(request: Request, body: Credentials, db: Db, auth: Auth, accounts: AppAccounts) -> UserOut:
+    """Log in: a new device row, and a new session holding the user id, the revocation token and the device."""
+    try:
+        user = await accounts.authenticate(db, body.email, body.password, client=client_address(request))
+    except TryLater as exc:
+        raise _try_later(exc) from None
     if user is None:
         raise auth.scheme.make_not_authenticated_error()
-    auth.login(request, user)
+    await auth.login_device(db, request, user)
     return _user_out(user)
 
 
@@ -101,34 +144,50 @@ async def api_me(request: Request, user: CurrentUser, settings: AppSettings) -> 
     return Me(
         id=user.id,
         email=user.email,
-        logged_in_at=_time(session.get(auth.login_time_key)),
+        logged_in_at=_time(session.get(SessionAuth.login_time_key)),
         session_expires_at=_time(getattr(session, "expires_at", None)),
         served_by=settings.instance_name,
     )
 
 
 @router.post("/logout", status_code=204)
-async def api_logout(request: Request) -> Response:
-    """End this session (other devices stay logged in)."""
-    auth.logout(request)
+async def api_logout(request: Request, db: Db, auth: Auth) -> Response:
+    """Log out this device: delete its row (no copy of the cookie works afterwards) and clear the session."""
+    await auth.logout_device(db, request)
+    return Response(status_code=204)
+
+
+@router.get("/devices")
+async def api_devices(request: Request, user: CurrentUser, db: Db, auth: Auth) -> list[DeviceOut]:
+    """The user's logged-in devices, newest first; ``current`` marks the one asking."""
+    return [_device_out(device) for device in await auth.list_devices(db, user, request)]
+
+
+@router.delete("/devices/{device_id}", status_code=204)
+async def api_end_device(device_id: str, user: CurrentUser, db: Db, auth: Auth) -> Response:
+    """Log out one of the user's devices: it is refused from its next request on. 404 if it is not theirs."""
+    if not await auth.end_device(db, user, device_id):
+        raise HTTPException(status_code=404, detail="No such device")
     return Response(status_code=204)
 
 
 @router.post("/logout-others", status_code=204)
-async def api_logout_others(request: Request, user: CurrentUser, db: Db) -> Response:
-    """Rotate the revocation token: every other session of this user is refused from now on."""
+async def api_logout_others(request: Request, user: CurrentUser, db: Db, auth: Auth) -> Response:
+    """Log out every other device: their rows are deleted and the revocation token rotated; this one stays."""
     await auth.revoke(db, user, keep=request)
     return Response(status_code=204)
 
 
 @router.post("/password", status_code=204)
 async def api_password(
-    request: Request, body: PasswordChange, user: CurrentUser, db: Db, settings: AppSettings
+    request: Request, body: PasswordChange, user: CurrentUser, db: Db, auth: Auth, accounts: AppAccounts
 ) -> Response:
     """Change the password; like logout-others, this device stays logged in and the others end."""
     try:
-        await change_password(user, body.current_password, body.new_password, scrypt_n=settings.scrypt_n)
+        await accounts.change_password(user, body.current_password, body.new_password, client=client_address(request))
     except AccountError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
+    except TryLater as exc:
+        raise _try_later(exc) from None
     await auth.revoke(db, user, keep=request)
     return Response(status_code=204)

@@ -1,34 +1,105 @@
-"""The demo's ``SessionAuth`` and the dependency aliases its routes use, plus CSRF tokens for forms."""
+"""The dependencies the demo's routes use: the application's ``SessionAuth``, the user, settings, accounts.
+
+``create_app`` builds one ``SessionAuth`` per application (:func:`make_auth`), because its cookie
+name follows the settings (``__Host-session`` over HTTPS, ``session`` in plain-HTTP development)
+and its clock is injectable. It runs in device mode: each login is a row of the device table, so a
+user can list their devices and end one, and logout ends this device on the server.
+:data:`CurrentUser` and :data:`OptionalUser` run that instance's dependencies: one SQL statement
+that loads the user and checks the revocation token and the device row.
+
+Also here: the per-session CSRF token that every HTML form carries back.
+"""
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from sealed_sessions.fastapi import SessionAuth
 
-from .db import get_db
-from .models import User
+from .accounts import Accounts
+from .db import Db, get_db
+from .models import Device, User
 from .settings import Settings
 
-__all__ = ["CSRF_KEY", "CurrentUser", "OptionalUser", "auth", "csrf_token", "csrf_valid", "get_settings"]
-
-auth = SessionAuth(User, get_db)
-CurrentUser = Annotated[User, Depends(auth.current_user)]
-"""The logged-in user: 401 (and the cookie cleared) when revoked, 503 when the database is down."""
-OptionalUser = Annotated[User | None, Depends(auth.optional_user)]
-"""The logged-in user or ``None``; 503 when the database is down."""
+__all__ = [
+    "CSRF_KEY",
+    "SEEN_INTERVAL",
+    "AppAccounts",
+    "AppSettings",
+    "Auth",
+    "CurrentUser",
+    "OptionalUser",
+    "client_address",
+    "csrf_token",
+    "csrf_valid",
+    "get_auth",
+    "make_auth",
+]
 
 CSRF_KEY = "csrf"
 """Session key of the per-session CSRF token that every HTML form carries back."""
+SEEN_INTERVAL = 15 * 60
+"""A device's "last seen" time is written at most this often (seconds): one UPDATE per device per interval."""
+
+
+def make_auth(settings: Settings, clock: Callable[[], float], *, max_age: int) -> SessionAuth[User]:
+    """The application's ``SessionAuth`` in device mode: a device lives ``max_age`` seconds, as long as the
+    session's absolute lifetime. Its 401 and OpenAPI label name the cookie the middleware sets."""
+    return SessionAuth(
+        User,
+        get_db,
+        session_cookie=settings.cookie_name,
+        clock=clock,
+        devices=Device,
+        device_max_age=max_age,
+        seen_interval=SEEN_INTERVAL,
+    )
+
+
+def get_auth(request: Request) -> SessionAuth[User]:
+    auth: SessionAuth[User] = request.app.state.auth
+    return auth
 
 
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def get_accounts(request: Request) -> Accounts:
+    accounts: Accounts = request.app.state.accounts
+    return accounts
+
+
+Auth = Annotated[SessionAuth[User], Depends(get_auth)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+AppAccounts = Annotated[Accounts, Depends(get_accounts)]
+
+
+async def current_user(request: Request, auth: Auth, db: Db) -> User:
+    """``auth.current_user`` of this application's ``SessionAuth``, on the request's database session."""
+    return await auth.current_user(await auth.scheme(request), db)
+
+
+async def optional_user(request: Request, auth: Auth, db: Db) -> User | None:
+    """``auth.optional_user`` of this application's ``SessionAuth``, on the request's database session."""
+    return await auth.optional_user(await auth.scheme(request), db)
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+"""The logged-in user: 401 (and the cookie cleared) when revoked, 503 when the database is down."""
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+"""The logged-in user or ``None``; 503 when the database is down."""
+
+
+def client_address(request: Request) -> str | None:
+    """The client's IP address, as uvicorn reports it (behind nginx: from ``X-Forwarded-For``)."""
+    return request.client.host if request.client is not None else None
 
 
 def csrf_token(session: dict[str, Any], *, renew: bool = False) -> str:

@@ -5,22 +5,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from starlette.requests import HTTPConnection
 
+from sealed_sessions.sqlalchemy import enable_sqlite_foreign_keys
+
 from .models import Base
 
-__all__ = ["create_tables", "get_db", "make_engine"]
+__all__ = ["Db", "create_tables", "get_db", "make_engine"]
 
 logger = logging.getLogger("examples.demo")
 
 
 def make_engine(url: str) -> AsyncEngine:
-    """An engine for ``url``. SQLite gets WAL mode and a busy timeout, so several processes can share one file."""
+    """An engine for ``url``. SQLite gets WAL mode and a busy timeout, so several processes can share one
+    file, and foreign keys, so deleting a user deletes its devices (``ON DELETE CASCADE``)."""
     if not url.startswith("sqlite"):
         return create_async_engine(url, pool_size=10, max_overflow=5, pool_timeout=5)
     engine = create_async_engine(url, connect_args={"timeout": 15})
@@ -32,6 +36,7 @@ def make_engine(url: str) -> AsyncEngine:
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
 
+    enable_sqlite_foreign_keys(engine)
     return engine
 
 
@@ -56,3 +61,7 @@ async def get_db(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
     maker: async_sessionmaker[AsyncSession] = connection.app.state.sessionmaker
     async with maker() as db:
         yield db
+
+
+Db = Annotated[AsyncSession, Depends(get_db)]
+"""The request's ``AsyncSession``: the same one the user check ran on (FastAPI caches ``get_db``)."""

@@ -1,15 +1,16 @@
-"""The demo's one table: users, with the revocation token column from ``SessionTokenMixin``."""
+"""The demo's tables: users (with the revocation token column from ``SessionTokenMixin``) and one
+row per logged-in device (``DeviceSessionMixin``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, String
+from sqlalchemy import DateTime, ForeignKey, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from sealed_sessions.sqlalchemy import SessionTokenMixin
+from sealed_sessions.sqlalchemy import DeviceSessionMixin, SessionTokenMixin
 
-__all__ = ["Base", "User"]
+__all__ = ["Base", "Device", "User"]
 
 
 class Base(DeclarativeBase):
@@ -29,3 +30,15 @@ class User(SessionTokenMixin, Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Device(DeviceSessionMixin, Base):
+    """One login of a user: a browser or app, listed on the devices page and ended one by one.
+
+    The mixin holds the id, the SHA-256 of the device secret sealed in the cookie, the times and a
+    user-agent summary; a deleted user's devices go with it (``ON DELETE CASCADE``).
+    """
+
+    __tablename__ = "demo_devices"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("demo_users.id", ondelete="CASCADE"), index=True)

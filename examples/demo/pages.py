@@ -1,8 +1,15 @@
-"""The HTML pages: register, log in, profile, log out, log out other devices, change password.
+"""The HTML pages: register, log in, profile, your devices, log out (this device, one other device,
+or all other devices), change password.
 
 Every form carries the session's CSRF token; a POST without the right one gets 403. Successful
 POSTs redirect (303) to a page, so reloading never resubmits. A page that needs a user sends a
 visitor without a valid session (never logged in, logged out, or revoked) to the login page.
+
+Registration never logs in and answers the same whether or not the address had an account.
+Each login is a device row. Logging out deletes this device's row: a copy of this cookie, and a
+slow request that would otherwise set it again after the logout, are refused; the user's other
+devices stay logged in. The devices page lists them and logs out any one of them.
+Throttled logins get 429 and a busy password hasher 503, both with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .accounts import AccountError, EmailTaken, authenticate, change_password, register
-from .auth import OptionalUser, auth, csrf_token, csrf_valid, get_settings
-from .db import get_db
-from .html import form, html_page, input_field, notice
+from sealed_sessions.fastapi import DeviceInfo, SessionAuth
+
+from .accounts import REGISTERED, AccountError
+from .auth import SEEN_INTERVAL, AppAccounts, Auth, OptionalUser, client_address, csrf_token, csrf_valid
+from .db import Db
+from .errors import TryLater
+from .html import form, hidden_field, html_page, input_field, notice
 from .models import User
 from .settings import Settings
 
@@ -26,13 +36,12 @@ __all__ = ["CsrfFailed", "csrf_failed_page", "router"]
 
 router = APIRouter(include_in_schema=False)
 
-Db = Annotated[AsyncSession, Depends(get_db)]
-AppSettings = Annotated[Settings, Depends(get_settings)]
-
 _NOTICES = {
     "others": "All your other devices are logged out. This one stays logged in.",
     "password": "Password changed. Your other devices are logged out; this one stays logged in.",
 }
+_LOGIN_NOTICES = {"registered": REGISTERED}
+_DEVICE_NOTICES = {"ended": "That device is logged out. It is sent to the login page at its next request."}
 
 
 class CsrfFailed(Exception):
@@ -73,24 +82,31 @@ def _when(timestamp: object) -> str:
 # -- anonymous pages ---------------------------------------------------------------------------
 
 
-def _register_page(request: Request, *, error: str = "", email: str = "", status_code: int = 200) -> Response:
+def _register_page(
+    request: Request, *, error: str = "", email: str = "", status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     fields = input_field("E-mail", "email", kind="email", value=email, autocomplete="username")
     fields += input_field("Password (8 characters or more)", "password", kind="password", autocomplete="new-password")
     body = (notice(error, error=True) if error else "") + form(
         "/register", csrf_token(request.session), fields, "Create account", form_id="register"
     )
     body += '<p>Have an account? <a href="/login">Log in</a></p>'
-    return html_page("Register", body, served_by=_served_by(request), status_code=status_code)
+    return html_page("Register", body, served_by=_served_by(request), status_code=status_code, headers=headers)
 
 
-def _login_page(request: Request, *, error: str = "", email: str = "", status_code: int = 200) -> Response:
+def _login_page(
+    request: Request, *, error: str = "", email: str = "", status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     fields = input_field("E-mail", "email", kind="email", value=email, autocomplete="username")
     fields += input_field("Password", "password", kind="password", autocomplete="current-password")
-    body = (notice(error, error=True) if error else "") + form(
-        "/login", csrf_token(request.session), fields, "Log in", form_id="login"
+    done = _LOGIN_NOTICES.get(request.query_params.get("done", ""), "")
+    body = (
+        (notice(done) if done else "")
+        + (notice(error, error=True) if error else "")
+        + form("/login", csrf_token(request.session), fields, "Log in", form_id="login")
     )
     body += '<p>New here? <a href="/register">Create an account</a></p>'
-    return html_page("Log in", body, served_by=_served_by(request), status_code=status_code)
+    return html_page("Log in", body, served_by=_served_by(request), status_code=status_code, headers=headers)
 
 
 @router.get("/")
@@ -109,18 +125,18 @@ async def register_form(request: Request, user: OptionalUser) -> Response:
 async def register_submit(
     request: Request,
     db: Db,
-    settings: AppSettings,
+    accounts: AppAccounts,
     email: Annotated[str, Form()],
     password: Annotated[str, Form()],
 ) -> Response:
+    """Create the account if the address is free; either way, the same redirect to the login page."""
     try:
-        user = await register(db, email, password, scrypt_n=settings.scrypt_n)
-    except EmailTaken as exc:
-        return _register_page(request, error=str(exc), email=email, status_code=409)
+        await accounts.register(db, email, password)
     except AccountError as exc:
         return _register_page(request, error=str(exc), email=email, status_code=400)
-    _log_in(request, user)
-    return _see_other("/profile")
+    except TryLater as exc:
+        return _register_page(request, error=exc.message, email=email, status_code=exc.status_code, headers=exc.headers)
+    return _see_other("/login?done=registered")
 
 
 @router.get("/login")
@@ -134,38 +150,46 @@ async def login_form(request: Request, user: OptionalUser) -> Response:
 async def login_submit(
     request: Request,
     db: Db,
-    settings: AppSettings,
+    auth: Auth,
+    accounts: AppAccounts,
     email: Annotated[str, Form()],
     password: Annotated[str, Form()],
 ) -> Response:
-    user = await authenticate(db, email, password, scrypt_n=settings.scrypt_n)
+    try:
+        user = await accounts.authenticate(db, email, password, client=client_address(request))
+    except TryLater as exc:
+        return _login_page(request, error=exc.message, email=email, status_code=exc.status_code, headers=exc.headers)
     if user is None:
         return _login_page(request, error="Wrong e-mail or password.", email=email, status_code=400)
-    _log_in(request, user)
-    return _see_other("/profile")
-
-
-def _log_in(request: Request, user: User) -> None:
-    """A new session for ``user`` (nothing from before survives) with a new CSRF token."""
-    auth.login(request, user)
+    await auth.login_device(db, request, user)  # a new device and session: nothing from before survives
     csrf_token(request.session, renew=True)
+    return _see_other("/profile")
 
 
 # -- pages for a logged-in user ----------------------------------------------------------------
 
 
-def _profile_page(request: Request, user: User, *, error: str = "", status_code: int = 200) -> Response:
+def _profile_page(
+    request: Request,
+    user: User,
+    *,
+    error: str = "",
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
     session: Any = request.session
     token = csrf_token(session)
     done = _NOTICES.get(request.query_params.get("done", ""), "")
     details = (
         "<dl>"
         f'<dt>E-mail</dt><dd id="email">{escape(user.email)}</dd>'
-        f'<dt>Logged in at</dt><dd id="login-time">{_when(session.get(auth.login_time_key))}</dd>'
+        f'<dt>Logged in at</dt><dd id="login-time">{_when(session.get(SessionAuth.login_time_key))}</dd>'
         f'<dt>Session expires at</dt><dd id="expires-at">{_when(getattr(session, "expires_at", None))}</dd>'
         "</dl>"
         "<p>A session also ends after a day without use.</p>"
-        "<p>The session lives in an encrypted cookie; the server keeps only a revocation token per user.</p>"
+        "<p>The session lives in an encrypted cookie. The server keeps a revocation token per user and "
+        "a row per logged-in device, which holds no secret: see and log out "
+        '<a href="/devices" id="devices-link">your devices</a>.</p>'
     )
     password_fields = input_field(
         "Current password", "current_password", kind="password", autocomplete="current-password"
@@ -174,19 +198,28 @@ def _profile_page(request: Request, user: User, *, error: str = "", status_code:
         (notice(done) if done else "")
         + (notice(error, error=True) if error else "")
         + details
-        + form("/logout", token, "<p>End the session on this device only.</p>", "Log out", form_id="logout")
+        + form(
+            "/logout",
+            token,
+            "<p>Log out on this device: its session is deleted on the server, so neither a copy of this "
+            "cookie nor a request still running can log you back in. Your other devices stay logged in.</p>",
+            "Log out",
+            form_id="logout",
+        )
         + form(
             "/logout-others",
             token,
-            "<p>Rotate your revocation token: every other browser or device logged in as you is refused "
-            "at its next request, on every server. This one stays logged in.</p>",
+            "<p>Every other browser or device logged in as you is refused at its next request, on every "
+            "server. This one stays logged in.</p>",
             "Log out all other devices",
             form_id="logout-others",
         )
         + "<h2>Change password</h2>"
         + form("/password", token, password_fields, "Change password", form_id="password")
     )
-    return html_page("Your profile", body, served_by=_served_by(request), status_code=status_code, logged_in=True)
+    return html_page(
+        "Your profile", body, served_by=_served_by(request), status_code=status_code, logged_in=True, headers=headers
+    )
 
 
 @router.get("/profile")
@@ -197,13 +230,14 @@ async def profile(request: Request, user: OptionalUser) -> Response:
 
 
 @router.post("/logout", dependencies=[Csrf])
-async def logout(request: Request) -> Response:
-    auth.logout(request)
+async def logout(request: Request, db: Db, auth: Auth) -> Response:
+    """Delete this device's row (no copy of its cookie works afterwards), then clear this session."""
+    await auth.logout_device(db, request)
     return _see_other("/login")
 
 
 @router.post("/logout-others", dependencies=[Csrf])
-async def logout_others(request: Request, db: Db, user: OptionalUser) -> Response:
+async def logout_others(request: Request, db: Db, auth: Auth, user: OptionalUser) -> Response:
     if user is None:
         return _see_other("/login")
     await auth.revoke(db, user, keep=request)
@@ -214,7 +248,8 @@ async def logout_others(request: Request, db: Db, user: OptionalUser) -> Respons
 async def password(
     request: Request,
     db: Db,
-    settings: AppSettings,
+    auth: Auth,
+    accounts: AppAccounts,
     user: OptionalUser,
     current_password: Annotated[str, Form()],
     new_password: Annotated[str, Form()],
@@ -222,8 +257,72 @@ async def password(
     if user is None:
         return _see_other("/login")
     try:
-        await change_password(user, current_password, new_password, scrypt_n=settings.scrypt_n)
+        await accounts.change_password(user, current_password, new_password, client=client_address(request))
     except AccountError as exc:  # nothing was changed
         return _profile_page(request, user, error=str(exc), status_code=400)
+    except TryLater as exc:
+        return _profile_page(request, user, error=exc.message, status_code=exc.status_code, headers=exc.headers)
     await auth.revoke(db, user, keep=request)  # commits the new hash and the new token together
     return _see_other("/profile?done=password")
+
+
+# -- your devices ------------------------------------------------------------------------------
+
+
+def _device_row(device: DeviceInfo, token: str) -> str:
+    """One device as a table row: what it is, when it logged in and was last seen, and how to end it."""
+    if device.current:
+        action = "<strong>This device</strong>"
+    else:
+        fields = hidden_field("device_id", device.id)
+        action = form("/devices/logout", token, fields, "Log out", form_id=f"end-{device.id}")
+    return (
+        f'<tr class="device{" current" if device.current else ""}" id="device-{escape(device.id)}">'
+        f'<td class="user-agent">{escape(device.user_agent)}</td>'
+        f"<td>{_when(device.created_at)}</td><td>{_when(device.last_seen_at)}</td><td>{action}</td></tr>"
+    )
+
+
+async def _devices_page(
+    request: Request,
+    db: AsyncSession,
+    auth: SessionAuth[User],
+    user: User,
+    *,
+    error: str = "",
+    status_code: int = 200,
+) -> Response:
+    token = csrf_token(request.session)
+    rows = "".join(_device_row(device, token) for device in await auth.list_devices(db, user, request))
+    done = _DEVICE_NOTICES.get(request.query_params.get("done", ""), "")
+    body = (
+        (notice(done) if done else "")
+        + (notice(error, error=True) if error else "")
+        + "<p>Every browser and app logged in as you, newest first. Log out any you do not recognise: "
+        "it is refused at its next request, on every server. No IP address is stored.</p>"
+        '<table id="devices"><thead><tr><th>Device</th><th>Logged in</th><th>Last seen</th><th></th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+        f"<p>Times are UTC; last seen is updated at most every {SEEN_INTERVAL // 60} minutes. A device is "
+        'logged out a week after it logged in. <a href="/profile">Back to your profile</a></p>'
+    )
+    return html_page("Your devices", body, served_by=_served_by(request), status_code=status_code, logged_in=True)
+
+
+@router.get("/devices")
+async def devices(request: Request, db: Db, auth: Auth, user: OptionalUser) -> Response:
+    if user is None:
+        return _see_other("/login")
+    return await _devices_page(request, db, auth, user)
+
+
+@router.post("/devices/logout", dependencies=[Csrf])
+async def end_device(
+    request: Request, db: Db, auth: Auth, user: OptionalUser, device_id: Annotated[str, Form()]
+) -> Response:
+    """Log out one of the user's devices; a 404 page if it is not one of theirs (or already gone)."""
+    if user is None:
+        return _see_other("/login")
+    if not await auth.end_device(db, user, device_id):
+        error = "That device is not logged in (any more)."
+        return await _devices_page(request, db, auth, user, error=error, status_code=404)
+    return _see_other("/devices?done=ended")

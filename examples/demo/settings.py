@@ -4,8 +4,12 @@
 |---|---|---|
 | ``DATABASE_URL`` | SQLAlchemy async URL (``postgresql+asyncpg://...``) | ``sqlite+aiosqlite:///demo.db`` |
 | ``SEALED_SESSIONS_KEYS`` | session keys, comma-separated, newest first | a random key per process (dev only) |
-| ``DEMO_HTTPS_ONLY`` | ``true`` behind HTTPS (cookies get ``Secure``) | ``false`` (plain-HTTP development) |
-| ``DEMO_INSTANCE_NAME`` | the name shown in every page footer and ``X-Served-By`` | the host name |
+| ``DEMO_HTTPS_ONLY`` | ``true`` behind HTTPS: a ``Secure`` cookie named ``__Host-session`` | ``false`` (plain HTTP) |
+| ``DEMO_INSTANCE_NAME`` | the name shown in every page footer and ``/api/me`` | the host name |
+| ``DEMO_DOCS`` | ``true`` serves ``/docs``, ``/redoc`` and ``/openapi.json`` (development) | ``false`` |
+
+The password-hashing cost is not read from the environment: production always gets
+``scrypt_n=2**17``. Tests lower it by building ``Settings(scrypt_n=...)`` in code.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from dataclasses import dataclass, field
 
 from sealed_sessions import generate_key
 
-__all__ = ["DATABASE_URL_ENV", "HTTPS_ONLY_ENV", "INSTANCE_NAME_ENV", "KEYS_ENV", "Settings"]
+from .passwords import DEFAULT_SCRYPT_N
+
+__all__ = ["DATABASE_URL_ENV", "DOCS_ENV", "HTTPS_ONLY_ENV", "INSTANCE_NAME_ENV", "KEYS_ENV", "Settings"]
 
 logger = logging.getLogger("examples.demo")
 
@@ -27,6 +33,7 @@ KEYS_ENV = "SEALED_SESSIONS_KEYS"
 DATABASE_URL_ENV = "DATABASE_URL"
 HTTPS_ONLY_ENV = "DEMO_HTTPS_ONLY"
 INSTANCE_NAME_ENV = "DEMO_INSTANCE_NAME"
+DOCS_ENV = "DEMO_DOCS"
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///demo.db"
 _TRUE = {"1", "true", "yes", "on"}
@@ -52,8 +59,10 @@ class Settings:
     https_only: bool = False
     """The demo's default is plain-HTTP development; deployments behind HTTPS must set it."""
     instance_name: str = field(default_factory=socket.gethostname)
-    scrypt_n: int = 2**14
-    """scrypt CPU/memory cost for new password hashes (16 MiB, tens of milliseconds)."""
+    docs: bool = False
+    """Serve the interactive API docs. Off by default: they map the whole API for anyone."""
+    scrypt_n: int = DEFAULT_SCRYPT_N
+    """scrypt cost for new password hashes (2**17: 128 MiB, OWASP's advice). Only tests lower it."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -64,7 +73,18 @@ class Settings:
             keys=keys,
             https_only=_parse_bool(HTTPS_ONLY_ENV, environ.get(HTTPS_ONLY_ENV, "false")),
             instance_name=environ.get(INSTANCE_NAME_ENV, "").strip() or socket.gethostname(),
+            docs=_parse_bool(DOCS_ENV, environ.get(DOCS_ENV, "false")),
         )
+
+    @property
+    def cookie_name(self) -> str:
+        """The session cookie's name: the middleware's default for these settings.
+
+        ``__Host-session`` over HTTPS (a browser refuses one set by another host or over plain
+        HTTP, so nobody can plant a cookie that shadows ours); ``session`` in plain-HTTP
+        development, where a ``__Host-`` cookie (which must be ``Secure``) would be refused.
+        """
+        return "__Host-session" if self.https_only else "session"
 
     def session_keys(self) -> list[str]:
         """The keys for the middleware, or a fresh random one with a loud warning when none are set."""

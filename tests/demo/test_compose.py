@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 
 from examples.demo import Settings, create_app
-from examples.demo.settings import DATABASE_URL_ENV, HTTPS_ONLY_ENV, INSTANCE_NAME_ENV, KEYS_ENV
+from examples.demo.settings import DATABASE_URL_ENV, DOCS_ENV, HTTPS_ONLY_ENV, INSTANCE_NAME_ENV, KEYS_ENV
 from tests.helpers import KEY_A
 
 from .harness import CLUSTER_SIZE, REPO_ROOT
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed (it reads docker-compose.yml)")
 
-APP_READS = {KEYS_ENV, DATABASE_URL_ENV, HTTPS_ONLY_ENV, INSTANCE_NAME_ENV}
+APP_READS = {KEYS_ENV, DATABASE_URL_ENV, HTTPS_ONLY_ENV, INSTANCE_NAME_ENV, DOCS_ENV}
 UVICORN_READS = {"FORWARDED_ALLOW_IPS"}
 _VARIABLE = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 
@@ -118,21 +118,41 @@ def test_database_url_points_at_the_compose_database(compose: dict[str, Any], ap
     assert url == f"postgresql+asyncpg://{user}:{password}@db:5432/{name}"
 
 
-def test_compose_environment_builds_settings_and_the_app() -> None:
+def replica_settings(compose: dict[str, Any], dot_env: dict[str, str]) -> Settings:
+    """The Settings the first replica builds from its compose environment, with ``dot_env`` as .env."""
+    env = compose["services"]["app1"]["environment"]
+    return Settings.from_env({name: interpolate(value, dot_env) for name, value in env.items()})
+
+
+def test_compose_environment_builds_settings_and_the_app(compose: dict[str, Any]) -> None:
     """The replicas' environment, with the .env values filled in, gives valid Settings and a working create_app."""
-    data = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
-    env = data["services"]["app1"]["environment"]
-    dot_env = {KEYS_ENV: KEY_A}  # what .env provides; DEMO_HTTPS_ONLY falls back to its default
-    filled = {name: interpolate(value, dot_env) for name, value in env.items()}
     with pytest.raises(AssertionError, match=KEYS_ENV):
-        interpolate(env[KEYS_ENV], {})  # without .env, compose refuses to start
-    settings = Settings.from_env(filled)
+        interpolate(compose["services"]["app1"]["environment"][KEYS_ENV], {})  # without .env, compose refuses
+    settings = replica_settings(compose, {KEYS_ENV: KEY_A})  # DEMO_HTTPS_ONLY falls back to its default
     assert settings.keys == (KEY_A,)
     assert settings.database_url.startswith("postgresql+asyncpg://")
     assert settings.https_only is False
+    assert settings.cookie_name == "session"  # plain HTTP on 127.0.0.1:8080
+    assert settings.docs is False
     assert settings.instance_name == "app1"
     app = create_app(settings)
-    assert "/healthz" in {getattr(route, "path", None) for route in app.routes}
+    paths = {getattr(route, "path", None) for route in app.routes}
+    assert "/healthz" in paths
+    assert not paths & {"/docs", "/redoc", "/openapi.json"}
+
+
+def test_https_in_dot_env_gives_the_host_prefixed_cookie(compose: dict[str, Any]) -> None:
+    """With DEMO_HTTPS_ONLY=true in .env (TLS at the load balancer), the replicas' cookie is `__Host-session`."""
+    settings = replica_settings(compose, {KEYS_ENV: KEY_A, HTTPS_ONLY_ENV: "true"})
+    assert settings.https_only is True
+    assert settings.cookie_name == "__Host-session"
+
+
+def test_load_balancer_sets_the_client_address_itself() -> None:
+    """nginx overwrites X-Forwarded-For with the client's address, which the replicas trust for login throttling."""
+    conf = nginx_conf()
+    directives = re.findall(r"^\s*proxy_set_header\s+X-Forwarded-For\s+(\S+);", conf, re.M | re.I)
+    assert directives == ["$remote_addr"]  # never $proxy_add_x_forwarded_for: a client could pick its address
 
 
 def test_load_balancer_upstream_names_each_replica(apps: dict[str, dict[str, Any]], compose: dict[str, Any]) -> None:

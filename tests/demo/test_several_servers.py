@@ -1,9 +1,11 @@
 """The docker-compose topology on loopback: three real demo processes, one key, one database.
 
 Each process is ``python -m examples.demo`` under uvicorn on its own 127.0.0.1 port. A session made
-on one is served by the others (they share only the key and the database); a revocation on the
-third is seen by the other two at their next request. Runs on a shared SQLite file always, and on
-a fresh PostgreSQL database when SEALED_TEST_POSTGRES_URL is set.
+on one is served by the others (they share only the key and the database, which holds the users and
+their device rows); a revocation on the third (log out all other devices, a password change,
+logging out this device, or ending one device) is seen by the other two at their next request.
+Runs on a shared SQLite file always, and on a fresh PostgreSQL database when SEALED_TEST_POSTGRES_URL
+is set.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Device:
 
     async def call(self, server: DemoServer, method: str, path: str, body: object = None) -> httpx.Response:
         headers = {"cookie": f"session={self.cookie}"} if self.cookie else {}
-        if method == "POST":
+        if method in ("POST", "DELETE"):
             headers["content-type"] = "application/json"
         response = await self.client.request(
             method, f"{server.url}{path}", headers=headers, json=body if body is not None else None
@@ -61,6 +63,23 @@ class Device:
 
     async def me(self, server: DemoServer) -> httpx.Response:
         return await self.call(server, "GET", "/api/me")
+
+    async def device_id(self, server: DemoServer) -> str:
+        """This device's id, as ``GET /api/devices`` on ``server`` lists it."""
+        response = await self.call(server, "GET", "/api/devices")
+        assert response.status_code == 200, response.text
+        (device,) = [d for d in response.json() if d["current"]]
+        return str(device["id"])
+
+    async def sign_up(self, server: DemoServer, email: str) -> int:
+        """Register (which never logs in) and log in on ``server``; the user's id."""
+        registered = await self.call(server, "POST", "/api/register", {"email": email, "password": PASSWORD})
+        assert registered.status_code == 202, registered.text
+        assert self.cookie is None
+        response = await self.call(server, "POST", "/api/login", {"email": email, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        user_id: int = response.json()["id"]
+        return user_id
 
 
 @asynccontextmanager
@@ -82,18 +101,16 @@ async def test_healthz_names_each_process(three_servers: list[DemoServer]) -> No
     assert len({s.process.pid for s in three_servers}) == 3
 
 
-@pytest.mark.case("G3", "G4", "M1")
-@pytest.mark.parametrize("revocation", ["logout-others", "password-change"])
+@pytest.mark.case("G2", "G3", "G4", "G11", "G13", "G14", "M1")
+@pytest.mark.parametrize("revocation", ["logout-others", "password-change", "logout", "end-device"])
 async def test_login_on_one_process_is_served_by_the_others_and_revoked_on_the_third(
     three_servers: list[DemoServer], revocation: str
 ) -> None:
-    """Log in on app1, be served by app2 and app3; revoke on app3; app1 and app2 refuse the old sessions at once."""
+    """Log in on app1, be served by app2 and app3; revoke on app3; app1 and app2 refuse the ended sessions at once."""
     app1, app2, app3 = three_servers
     email = unique_email()
     async with devices(3) as (laptop, phone, tablet):
-        registered = await laptop.call(app1, "POST", "/api/register", {"email": email, "password": PASSWORD})
-        assert registered.status_code == 201, registered.text
-        user_id = registered.json()["id"]
+        user_id = await laptop.sign_up(app1, email)
         for server in (app1, app2, app3):  # any process opens a session sealed by another
             response = await laptop.me(server)
             assert response.status_code == 200, response.text
@@ -105,24 +122,40 @@ async def test_login_on_one_process_is_served_by_the_others_and_revoked_on_the_t
         assert (
             await tablet.call(app3, "POST", "/api/login", {"email": email, "password": PASSWORD})
         ).status_code == 200
-        laptop_cookie, phone_cookie, tablet_before = laptop.cookie, phone.cookie, tablet.cookie
+        named = {"laptop": laptop, "phone": phone, "tablet": tablet}
+        before = {name: device.cookie for name, device in named.items()}
 
-        if revocation == "logout-others":
-            response = await tablet.call(app3, "POST", "/api/logout-others", {})
-        else:
+        if revocation == "password-change":
             change = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
             response = await tablet.call(app3, "POST", "/api/password", change)
+        elif revocation == "end-device":
+            response = await tablet.call(app3, "DELETE", f"/api/devices/{await laptop.device_id(app1)}")
+        else:
+            response = await tablet.call(app3, "POST", f"/api/{revocation}", {})
         assert response.status_code == 204, response.text
-        assert tablet.cookie not in (None, tablet_before)  # this device was resealed with the new token
+        ended = {
+            "logout-others": {"laptop", "phone"},
+            "password-change": {"laptop", "phone"},
+            "logout": {"tablet"},  # logout ends this device only
+            "end-device": {"laptop"},
+        }[revocation]
+        if revocation == "logout":
+            assert tablet.cookie is None
+        elif revocation == "end-device":
+            assert tablet.cookie == before["tablet"]  # nothing changed for the device that ended another
+        else:
+            assert tablet.cookie not in (None, before["tablet"])  # this device was resealed with the new token
 
-        for device, old_cookie in ((laptop, laptop_cookie), (phone, phone_cookie)):
+        for name, device in named.items():
             for server in (app1, app2):
-                device.cookie = old_cookie  # replay the old cookie to each of the other processes
-                refused = await device.me(server)
-                assert refused.status_code == 401, (server.name, refused.text)
-                assert device.cookie is None  # and the browser was told to drop it
-        for server in (app1, app2, app3):
-            assert (await tablet.me(server)).status_code == 200
+                if name in ended:
+                    device.cookie = before[name]  # the old cookie, replayed to each of the other processes
+                response = await device.me(server)
+                if name in ended:
+                    assert response.status_code == 401, (server.name, response.text)
+                    assert device.cookie is None  # and the browser was told to drop it
+                else:
+                    assert response.status_code == 200, (server.name, response.text)
 
         if revocation == "password-change":
             old = await laptop.call(app1, "POST", "/api/login", {"email": email, "password": PASSWORD})
@@ -142,7 +175,7 @@ async def test_requests_after_the_rotation_commits_are_refused_everywhere(three_
     app1, app2, app3 = three_servers
     email = unique_email()
     async with devices(2) as (victim, owner):
-        assert (await victim.call(app1, "POST", "/api/register", {"email": email, "password": PASSWORD})).is_success
+        await victim.sign_up(app1, email)
         assert (await owner.call(app3, "POST", "/api/login", {"email": email, "password": PASSWORD})).is_success
         stolen = victim.cookie
         assert stolen is not None
