@@ -70,7 +70,7 @@ class Opener:
         out = []
         for data in datas:
             for sealer in (self.sealer, self.old_sealer):
-                out.append(sealer.seal(data, issued_at=NOW - 10, expires_at=NOW - 10 + MAX_AGE, now=NOW - 10))
+                out.append(sealer.seal(data, issued_at=NOW - 10, expires_at=NOW - 10 + MAX_AGE, last_active=NOW - 10))
         return out
 
 

@@ -261,7 +261,7 @@ def test_stretching_runs_once_per_secret_per_process(monkeypatch: pytest.MonkeyP
 @pytest.mark.case("D9")
 def test_a_cookie_gives_no_fast_oracle_for_guesses() -> None:
     """The key id in a cookie from a text secret matches no fast hash of the secret, in either format's derivation."""
-    value = Sealer(PASSPHRASE).seal({"a": 1}, issued_at=START, expires_at=None, now=START)
+    value = Sealer(PASSPHRASE).seal({"a": 1}, issued_at=START, expires_at=None, last_active=START)
     key_id = KeyRing(PASSPHRASE).key_ids[0]
     raw = unb64(value)
     assert raw[0] == 2 and raw[1 : 1 + KEY_ID_SIZE] == key_id  # version 2, carrying the stretched key's id

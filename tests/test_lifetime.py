@@ -118,7 +118,7 @@ def test_no_renewal_due_without_idle_timeout() -> None:
 def test_renewal_keeps_the_absolute_expiry() -> None:
     """Renewing (a fresh last_active) never moves expires_at, so the absolute limit still holds."""
     lifetime = Lifetime(max_age=1000, idle_timeout=400)
-    expires_at = lifetime.expires_at(START)
+    expires_at = lifetime.expiry_for(START)
     assert expires_at == START + 1000
     renewed = payload(START, expires_at, START + 900)
     assert lifetime.rejection(renewed, START + 999) is None
@@ -142,7 +142,7 @@ def test_cookie_max_age_is_the_time_left(
 ) -> None:
     """Max-Age is the time left before we would refuse the cookie, or absent for a browser-session cookie."""
     lifetime = Lifetime(max_age=max_age, idle_timeout=idle_timeout)
-    expires_at = lifetime.expires_at(START)
+    expires_at = lifetime.expiry_for(START)
     max_age_sent = lifetime.cookie_max_age(expires_at, now)
     assert max_age_sent == expected
     if max_age_sent is not None:  # refused exactly when the browser forgets it (sealed at now)
@@ -157,7 +157,7 @@ def test_expires_at_stays_within_what_a_cookie_carries() -> None:
     assert expiry(START, -(10**30)) == 1
     assert expiry(START, 0) == START
     assert expiry(START, None) is None
-    assert Lifetime(max_age=10**30, idle_timeout=None).expires_at(START) == MAX_TIMESTAMP
+    assert Lifetime(max_age=10**30, idle_timeout=None).expiry_for(START) == MAX_TIMESTAMP
     assert len(encode(b"{}", START, expiry(START, 10**30), START)) == 26  # fits the 8-byte header field
 
 
@@ -165,7 +165,7 @@ def test_zero_and_negative_max_age_expire_at_once() -> None:
     """max_age 0 or negative is allowed (as in Starlette) and gives sessions that are already expired."""
     for max_age in (0, -1, -DAY):
         lifetime = Lifetime(max_age=max_age, idle_timeout=None)
-        assert lifetime.rejection(payload(expires_at=lifetime.expires_at(START)), START) == Reason.EXPIRED
+        assert lifetime.rejection(payload(expires_at=lifetime.expiry_for(START)), START) == Reason.EXPIRED
 
 
 @pytest.mark.parametrize(

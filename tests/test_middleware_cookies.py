@@ -23,6 +23,7 @@ from nacl.bindings import crypto_secretbox_open_easy
 import sealed_sessions._envelope as envelope_module
 from sealed_sessions import Sealer
 from sealed_sessions._cookie import MAX_SAME_NAME
+from sealed_sessions._middleware import MAX_MAC_CHECKS
 from sealed_sessions.testing import seal
 from tests.helpers import (
     COOKIE,
@@ -151,7 +152,7 @@ async def test_every_rejected_cookie_gets_a_byte_identical_response() -> None:
     now = int(time.time())
     expired = seal(KEY_A, {"user": 1}, issued_at=now - 15 * DAY)
     future = seal(KEY_A, {"user": 1}, issued_at=now + 3600)
-    not_json = Sealer(KEY_A).seal_json(b"{nope", issued_at=now, expires_at=now + DAY, now=now)
+    not_json = Sealer(KEY_A).seal_json(b"{nope", issued_at=now, expires_at=now + DAY, last_active=now)
     wrong_version = "Aw" + VALID[2:]  # first byte 0x03
     planted = seal(KEY_A, {"user": 2})
     values: list[bytes] = [
@@ -245,7 +246,7 @@ async def test_nameless_cookie_carrying_our_name_is_ignored() -> None:
 
 @pytest.mark.case("A20")
 async def test_work_per_request_is_bounded_however_many_values_arrive(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fifty same-name values cost MAX_SAME_NAME MAC checks, and a valid one past the bound is ignored."""
+    """Fifty same-name values with forged MACs cost MAX_MAC_CHECKS MAC checks, and a valid one after them is ignored."""
     checks: list[int] = []
 
     def counting(*args: Any) -> bytes:
@@ -256,7 +257,24 @@ async def test_work_per_request_is_bounded_however_many_values_arrive(monkeypatc
     forged = VALID[:60] + ("B" if VALID[60] != "B" else "C") + VALID[61:]  # our key id, a wrong MAC
     result = await call(session_app(), "; ".join([cookie(forged)] * 50 + [cookie(VALID)]))
     assert result.body == b"{}"
-    assert len(checks) == MAX_SAME_NAME == 4
+    assert len(checks) == MAX_MAC_CHECKS == 4
+
+
+@pytest.mark.case("A17", "A20")
+async def test_many_planted_garbage_values_do_not_lock_the_user_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ten garbage values of our name before the real one cost no MAC check and do not hide it."""
+    checks: list[int] = []
+
+    def counting(*args: Any) -> bytes:
+        checks.append(1)
+        return crypto_secretbox_open_easy(*args)
+
+    monkeypatch.setattr(envelope_module, "crypto_secretbox_open_easy", counting)
+    result = await call(session_app(), "; ".join([cookie("x")] * 10 + [cookie(VALID)]))
+    assert result.body == b'{"user":1}'
+    assert len(checks) == 1
+    beyond = await call(session_app(), "; ".join([cookie("x")] * MAX_SAME_NAME + [cookie(VALID)]))
+    assert beyond.body == b"{}"  # the read bound: a value after the first MAX_SAME_NAME is never seen
 
 
 @pytest.mark.case("F17")

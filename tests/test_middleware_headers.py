@@ -129,3 +129,26 @@ async def test_replacing_the_scope_session_with_data_seals_that_data() -> None:
     app.add_middleware(SessionMiddleware, secret_key=KEY_A)
     result = await call(app, path="/swap")
     assert unseal(KEY_A, result.cookie_value()).data == {"user": 8, "role": "admin"}
+
+
+@pytest.mark.case("F7")
+async def test_a_response_object_shared_between_requests_never_carries_another_users_cookie() -> None:
+    """One module-level Response returned to everyone: the cookie set for one request is not sent to the next."""
+    shared = PlainTextResponse("ok")
+
+    async def login(request: Request) -> Response:
+        request.session["user"] = request.path_params["u"]
+        return shared
+
+    async def anonymous(request: Request) -> Response:
+        return shared
+
+    app = Starlette(
+        routes=[Route("/login/{u}", login), Route("/", anonymous)],
+        middleware=[Middleware(SessionMiddleware, secret_key=KEY_A)],
+    )
+    alice = await call(app, path="/login/alice")
+    assert len(alice.set_cookie) == 1
+    bob = await call(app)
+    assert bob.set_cookie == []
+    assert shared.raw_headers == [(b"content-length", b"2"), (b"content-type", b"text/plain; charset=utf-8")]

@@ -32,7 +32,7 @@ def body_reason(body: bytes) -> Reason:
 
 def sealed_body(body: bytes) -> str:
     """A cookie made with the real key whose plaintext body is ``body``, bypassing every check."""
-    return Sealer(KEY_A).seal_json(body, issued_at=START, expires_at=START + 60, now=START)
+    return Sealer(KEY_A).seal_json(body, issued_at=START, expires_at=START + 60, last_active=START)
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ OPENS = [
     e for e in CORPUS_V1["opens"] if e["cookie_name"] == PLAIN_COOKIE and set(e["open_keys"]) <= {KEY_A, KEY_B, KEY_C}
 ]
 V2 = {
-    SEALER.seal(e["data"], issued_at=e["issued_at"], expires_at=e["expires_at"], now=e["last_active"]): e for e in OPENS
+    SEALER.seal(e["data"], issued_at=e["issued_at"], expires_at=e["expires_at"], last_active=e["last_active"]): e
+    for e in OPENS
 }
 """The same sessions sealed in the current format (version 2), so that both formats are mutated."""
 GOOD = {e["cookie"]: e for e in OPENS} | V2

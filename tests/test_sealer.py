@@ -32,7 +32,7 @@ V2_COOKIE_SHOP = (
 
 def seal_at(sealer: Sealer, data: dict[str, Any], *, nonce: bytes | None = None) -> str:
     """``data`` sealed by ``sealer`` at START, for fourteen days."""
-    return sealer.seal(data, issued_at=START, expires_at=START + 14 * DAY, now=START, nonce=nonce)
+    return sealer.seal(data, issued_at=START, expires_at=START + 14 * DAY, last_active=START, nonce=nonce)
 
 
 @pytest.mark.case("E3")
@@ -90,7 +90,7 @@ def test_version_1_cookies_do_not_open_under_a_context() -> None:
 def test_open_judges_expiry_and_peek_does_not() -> None:
     """open() refuses a value past its sealed expiry with EXPIRED; peek() still shows its contents."""
     sealer = Sealer(KEY_A, max_age=60)
-    value = sealer.seal({"a": 1}, issued_at=START, expires_at=sealer.lifetime.expires_at(START), now=START)
+    value = sealer.seal({"a": 1}, issued_at=START, expires_at=sealer.lifetime.expiry_for(START), last_active=START)
     assert sealer.open(value, START + 59).data == {"a": 1}
     with pytest.raises(InvalidCookie) as info:
         sealer.open(value, START + 60)

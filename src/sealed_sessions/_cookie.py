@@ -33,8 +33,9 @@ then refuse the cookie from a sibling subdomain, a parent domain or plain HTTP, 
 one next to ours."""
 PLAIN_NAME = "session"
 """The cookie name where the ``__Host-`` rules cannot hold (plain HTTP, a domain or a path set)."""
-MAX_SAME_NAME = 4
-"""Values of one cookie name tried per request; later ones are ignored (bounded work per request)."""
+MAX_SAME_NAME = 16
+"""Values of one cookie name read per request; later ones are ignored. Each costs at most a length
+check and a base64 decode; the costly MAC checks are bounded separately (``MAX_MAC_CHECKS``)."""
 
 SameSite = Literal["lax", "strict", "none"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from inspect import Parameter, Signature
@@ -16,10 +17,10 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeAlias
 
 from fastapi import Depends, HTTPException, WebSocket, WebSocketException
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.status import WS_1008_POLICY_VIOLATION
+from starlette.status import WS_1008_POLICY_VIOLATION, WS_1011_INTERNAL_ERROR
 from starlette.websockets import WebSocketState
 
-from ._errors import DatabaseUnavailable
+from ._errors import ConfigurationError, DatabaseUnavailable
 from ._revocation import UserT
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ __all__ = [
     "watch_websocket",
     "watching",
 ]
+
+logger: logging.Logger = logging.getLogger("sealed_sessions")
 
 WS_1013_TRY_AGAIN_LATER = 1013
 """WebSocket close code for a temporary server condition (RFC 6455 registry): the database outage."""
@@ -49,19 +52,27 @@ class _UserDependency(Generic[UserT]):
     auth: SessionAuth[UserT]
     __signature__: Signature
 
-    def __init__(self, auth: SessionAuth[UserT]) -> None:
+    def __init__(self, auth: SessionAuth[UserT], *, on_primary: bool = False) -> None:
         self.auth = auth
         # FastAPI reads a dependency's parameters with inspect.signature, which returns
-        # __signature__ when an object has one: this instance depends on this auth's scheme and get_db.
+        # __signature__ when an object has one: this instance depends on this auth's scheme and
+        # get_db (and read_db, unless it must check on the primary).
         session = Parameter("session", _POSITIONAL, annotation=Annotated[_SessionMapping, Depends(auth.scheme)])
         db = Parameter("db", _POSITIONAL, annotation=Annotated[AsyncSession, Depends(auth.get_db)])
-        self.__signature__ = Signature([*self._leading, session, db])
+        parameters = [*self._leading, session, db]
+        if auth.read_db is not None and not on_primary:
+            parameters.append(
+                Parameter("read_db", _POSITIONAL, annotation=Annotated[AsyncSession, Depends(auth.read_db)])
+            )
+        self.__signature__ = Signature(parameters)
 
-    async def _user(self, session: _SessionMapping, db: AsyncSession, *, clear: bool) -> UserT | None:
+    async def _user(
+        self, session: _SessionMapping, db: AsyncSession, read_db: AsyncSession | None, *, clear: bool
+    ) -> UserT | None:
         """The session's user or ``None``; a dead session is emptied when ``clear`` is true."""
         check = self.auth.check
         try:
-            user = await check(db, session, statement=self.auth.statement)
+            user = await check(db, session, statement=self.auth.statement, read_db=read_db)
         except DatabaseUnavailable:
             raise self._unavailable() from None
         if user is None and clear and session.get(check.user_id_key) is not None:
@@ -75,8 +86,8 @@ class _UserDependency(Generic[UserT]):
 class CurrentUserDependency(_UserDependency[UserT]):
     """``Depends(auth.current_user)``: the logged-in user; 401 if there is none, 503 if the database cannot say."""
 
-    async def __call__(self, session: _SessionMapping, db: AsyncSession) -> UserT:
-        user = await self._user(session, db, clear=True)
+    async def __call__(self, session: _SessionMapping, db: AsyncSession, read_db: AsyncSession | None = None) -> UserT:
+        user = await self._user(session, db, read_db, clear=True)
         if user is None:
             raise self.auth.scheme.make_not_authenticated_error()
         return user
@@ -85,8 +96,10 @@ class CurrentUserDependency(_UserDependency[UserT]):
 class OptionalUserDependency(_UserDependency[UserT]):
     """``Depends(auth.optional_user)``: the logged-in user or ``None``; 503 if the database cannot say."""
 
-    async def __call__(self, session: _SessionMapping, db: AsyncSession) -> UserT | None:
-        return await self._user(session, db, clear=True)
+    async def __call__(
+        self, session: _SessionMapping, db: AsyncSession, read_db: AsyncSession | None = None
+    ) -> UserT | None:
+        return await self._user(session, db, read_db, clear=True)
 
 
 class WebSocketUserDependency(_UserDependency[UserT]):
@@ -95,8 +108,10 @@ class WebSocketUserDependency(_UserDependency[UserT]):
 
     _leading = (Parameter("websocket", _POSITIONAL, annotation=WebSocket),)
 
-    async def __call__(self, websocket: WebSocket, session: _SessionMapping, db: AsyncSession) -> UserT:
-        user = await self._user(session, db, clear=False)
+    async def __call__(
+        self, websocket: WebSocket, session: _SessionMapping, db: AsyncSession, read_db: AsyncSession | None = None
+    ) -> UserT:
+        user = await self._user(session, db, read_db, clear=False)
         if user is None:
             raise WebSocketException(WS_1008_POLICY_VIOLATION, "Not authenticated")
         return user
@@ -121,7 +136,8 @@ async def watch_websocket(
 
     Each check is the same one statement as a request's, on a fresh ``AsyncSession`` (the
     handshake's is long gone). A database outage keeps the socket open: the next check decides.
-    Returns after closing the socket, or when the socket is closed by either side.
+    Any other failure closes the socket with 1011 (fail closed: an unwatched socket would outlive
+    a revocation). Returns after closing the socket, or when the socket is closed by either side.
     """
     session = auth.scheme.session_of(websocket)
     while _connected(websocket):
@@ -133,9 +149,20 @@ async def watch_websocket(
                 user = await auth.check(db, session, statement=auth.statement)
         except DatabaseUnavailable:
             continue
-        if user is None:
-            await websocket.close(code=WS_1008_POLICY_VIOLATION, reason="Session revoked")
+        except Exception as exc:  # a broken open_db, say: never leave the socket unwatched
+            logger.error("WebSocket re-check failed (%s): closing the socket", type(exc).__name__)
+            await _close(websocket, WS_1011_INTERNAL_ERROR, "Session check failed")
             return
+        if user is None:
+            await _close(websocket, WS_1008_POLICY_VIOLATION, "Session revoked")
+            return
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close ``websocket`` unless the endpoint closed it meanwhile (a close race is not an error)."""
+    with contextlib.suppress(RuntimeError):
+        if _connected(websocket):
+            await websocket.close(code=code, reason=reason)
 
 
 def _connected(websocket: WebSocket) -> bool:
@@ -152,6 +179,8 @@ async def watching(
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> AsyncIterator[None]:
     """Run :func:`watch_websocket` in the background for the duration of the ``async with`` block."""
+    if not every > 0:
+        raise ConfigurationError(f"every must be a positive number of seconds, got {every!r}")
     task = asyncio.create_task(watch_websocket(auth, websocket, open_db, every=every, sleep=sleep))
     try:
         yield

@@ -12,6 +12,7 @@ Each operation commits its own work and turns a database failure into a logged
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, Generic
 
@@ -20,14 +21,27 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from ._auth_scheme import SessionCookie
-from ._device_model import DeviceInfo, summarize_user_agent
-from ._device_store import DEVICE_ID_KEY, DEVICE_SECRET_KEY, SEEN_KEY, DeviceProof, DeviceStore, device_proof
+from ._device_model import DeviceInfo, DeviceSessionMixin, summarize_user_agent
+from ._device_store import (
+    DEVICE_ID_KEY,
+    DEVICE_SECRET_KEY,
+    SEEN_INTERVAL,
+    SEEN_KEY,
+    DeviceProof,
+    DeviceStore,
+    device_proof,
+)
 from ._errors import ConfigurationError
+from ._lifetime import check_seconds
 from ._revocation import RevocationCheck, UserT
+from ._sealer import DEFAULT_MAX_AGE
 from ._unit_of_work import guarded
 from .sqlalchemy import _identity
 
-__all__ = ["DeviceMode", "reset_session"]
+__all__ = ["DEFAULT_MAX_DEVICES", "DeviceMode", "device_store", "reset_session"]
+
+DEFAULT_MAX_DEVICES = 20
+"""Devices per user by default; logging in on one more ends the oldest."""
 
 
 class DeviceMode(Generic[UserT]):
@@ -46,19 +60,28 @@ class DeviceMode(Generic[UserT]):
         raise NotImplementedError
 
     async def login_device(
-        self, db: AsyncSession, request: HTTPConnection, user: UserT, *, keep: Iterable[str] = ()
+        self,
+        db: AsyncSession,
+        request: HTTPConnection,
+        user: UserT,
+        *,
+        keep: Iterable[str] | str = (),
+        max_age: int | None = None,
     ) -> str:
         """Device mode: ``login``, plus one ``INSERT`` of this device's row (committed); its id.
 
         The session holds the user id, token, device id and device secret; the table only the
         secret's hash. A session that already had a device (logging in again, or as another
-        user) ends it first. Beyond ``max_devices``, the user's oldest devices are ended. Raises
+        user) ends it first. Beyond ``max_devices``, the user's oldest devices are ended.
+        ``max_age`` overrides ``device_max_age`` for this device ("remember me": pass the same
+        seconds as ``session.set_max_age``). Raises
         :class:`DatabaseUnavailable` (session untouched) if the database fails.
         """
         store = self._device_mode("login_device")
+        check_seconds("max_age", max_age, allow_none=True, positive=True)
         data = self.session_data(user)
         now = int(self.clock())
-        address = request.client.host if self.record_ip and request.client is not None else None
+        address = _address(request) if self.record_ip else None
         user_agent = summarize_user_agent(request.headers.get("user-agent"))
 
         session = self.scheme.session_of(request)
@@ -68,7 +91,7 @@ class DeviceMode(Generic[UserT]):
 
         async def insert() -> DeviceProof:
             proof = await store.login(
-                db, _identity(user), now, user_agent=user_agent, ip_address=address, replaces=replaces
+                db, _identity(user), now, user_agent=user_agent, ip_address=address, replaces=replaces, max_age=max_age
             )
             await db.commit()
             return proof
@@ -158,18 +181,74 @@ class DeviceMode(Generic[UserT]):
             raise ConfigurationError(f"auth.{name}() would skip the device table in device mode: use {instead}")
 
 
+def device_store(
+    devices: type[DeviceSessionMixin] | None,
+    user_model: type[Any],
+    *,
+    device_max_age: int,
+    max_devices: int | None,
+    device_idle_timeout: int | None,
+    seen_interval: int,
+    record_ip: bool,
+) -> DeviceStore[Any] | None:
+    """The device table ``SessionAuth(devices=...)`` asks for, its options checked; ``None`` without one.
+
+    Device options given without ``devices`` are a :class:`ConfigurationError`: they would be
+    silently ignored (no idle expiry, no cap).
+    """
+    if devices is None:
+        given = [
+            name
+            for name, value, default in (
+                ("device_max_age", device_max_age, DEFAULT_MAX_AGE),
+                ("max_devices", max_devices, DEFAULT_MAX_DEVICES),
+                ("device_idle_timeout", device_idle_timeout, None),
+                ("seen_interval", seen_interval, SEEN_INTERVAL),
+                ("record_ip", record_ip, False),
+            )
+            if value != default
+        ]
+        if given:
+            raise ConfigurationError(f"{', '.join(given)} only apply in device mode: pass devices=YourDeviceModel")
+        return None
+    check_seconds("device_max_age", device_max_age, allow_none=False, positive=True)
+    check_seconds("seen_interval", seen_interval, allow_none=False, positive=True)
+    check_seconds("max_devices", max_devices, allow_none=True, positive=True)
+    check_seconds("device_idle_timeout", device_idle_timeout, allow_none=True, positive=True)
+    return DeviceStore(
+        devices,
+        user_model,
+        max_age=device_max_age,
+        max_devices=max_devices,
+        idle_window=None if device_idle_timeout is None else device_idle_timeout + seen_interval,
+    )
+
+
+def _address(request: HTTPConnection) -> str | None:
+    """The client's address in canonical form, or ``None`` if it is not an IP address.
+
+    Behind a proxy the address comes from a header the client may write: only a real address is
+    stored (and shown on a devices page).
+    """
+    try:
+        return None if request.client is None else str(ipaddress.ip_address(request.client.host))
+    except ValueError:
+        return None
+
+
 async def _end_and_commit(store: DeviceStore[Any], db: AsyncSession, user_id: Any, device_id: str) -> bool:
     ended = await store.end(db, user_id, device_id)
     await db.commit()
     return ended
 
 
-def reset_session(session: MutableMapping[str, Any], keep: Iterable[str]) -> None:
-    """Empty ``session`` but the ``keep`` keys, starting a new lifetime where the session can."""
+def reset_session(session: MutableMapping[str, Any], keep: Iterable[str] | str) -> None:
+    """Empty ``session`` but the ``keep`` keys (a str is one key), starting a new lifetime where it can."""
     reset = getattr(session, "reset", None)
     if reset is not None:
         reset(keep=keep)
         return
-    kept = {k: session[k] for k in keep if k in session}  # another SessionMiddleware: at least empty it
+    names = (keep,) if isinstance(keep, str) else tuple(keep)
+    kept = {k: session[k] for k in names if k in session}  # another SessionMiddleware: at least empty it
     session.clear()
     session.update(kept)

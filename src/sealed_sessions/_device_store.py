@@ -147,6 +147,7 @@ class DeviceStore(Generic[DeviceT]):
         user_agent: str,
         ip_address: str | None,
         replaces: tuple[Any, str] | None = None,
+        max_age: int | None = None,
     ) -> DeviceProof:
         """Insert a device row for a new login and return what the session must hold.
 
@@ -163,7 +164,7 @@ class DeviceStore(Generic[DeviceT]):
         row.user_id = user_id  # type: ignore[attr-defined]  # declared by the application
         row.secret_hash = hash_device_secret(secret)
         row.created_at = row.last_seen_at = now
-        row.expires_at = now + self.max_age
+        row.expires_at = now + (self.max_age if max_age is None else max_age)
         row.user_agent = user_agent
         row.ip_address = ip_address
         db.add(row)

@@ -20,15 +20,14 @@ response that sets a session cookie, whatever ``Cache-Control`` says."""
 
 
 def header_list(message: Message) -> Headers:
-    """The start message's headers as a list we may append to, stored back into the message.
+    """A fresh copy of the start message's headers, stored back into the message, for us to edit.
 
-    The ASGI spec makes ``headers`` optional and allows any iterable of pairs.
+    Always a copy: the app's own list may be shared (Starlette sends a ``Response``'s
+    ``raw_headers`` as they are, and an app may return one response object to every request), and
+    a ``Set-Cookie`` appended to it would go to the next user too. The ASGI spec makes ``headers``
+    optional and allows any iterable of pairs.
     """
-    raw = message.get("headers")
-    if raw is None:
-        raw = []
-    elif not isinstance(raw, list):
-        raw = list(raw)
+    raw = list(message.get("headers") or ())
     message["headers"] = raw
     return raw
 

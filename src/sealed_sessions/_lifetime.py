@@ -78,7 +78,7 @@ class Lifetime:
             return False
         return now - last_active >= self.idle_timeout / RENEW_FRACTION
 
-    def expires_at(self, issued_at: int) -> int | None:
+    def expiry_for(self, issued_at: int) -> int | None:
         """The absolute expiry of a session that starts at ``issued_at`` under this policy."""
         return expiry(issued_at, self.max_age)
 

@@ -22,7 +22,11 @@ from ._rejections import RejectionLog
 from ._sealer import DEFAULT_MAX_AGE, Sealer
 from ._session import Session
 
-__all__ = ["SessionMiddleware"]
+__all__ = ["MAX_MAC_CHECKS", "SessionMiddleware"]
+
+MAX_MAC_CHECKS = 4
+"""MACs checked per request at most, however many values of our cookie arrive (bounded CPU)."""
+_REFUSED_BEFORE_THE_MAC = frozenset({Reason.TOO_LARGE, Reason.MALFORMED, Reason.UNKNOWN_VERSION, Reason.UNKNOWN_KEY})
 
 
 class SessionMiddleware:
@@ -118,19 +122,25 @@ class SessionMiddleware:
         Several values of our name (a cookie planted for a more specific path or a parent domain)
         are tried in order and the first that opens is used, so planted garbage cannot lock a user
         out. Two *different* values that both open are ambiguous (a planted valid session would
-        swap accounts): neither is used.
+        swap accounts): neither is used. Values refused before their MAC is checked (malformed,
+        unknown version or key) cost next to nothing; at most ``MAX_MAC_CHECKS`` MACs are checked.
         """
         values = self.cookie.find(scope["headers"])
         if not values:
             return None
         found: Opened | None = None
         found_value = ""
+        mac_checks = 0
         for value in values:
+            if mac_checks == MAX_MAC_CHECKS:
+                break
             try:
                 opened = self.sealer.open(value, now)
             except InvalidCookie as exc:
                 self.rejections(exc.reason)
+                mac_checks += exc.reason not in _REFUSED_BEFORE_THE_MAC
                 continue
+            mac_checks += 1
             if found is None:
                 found, found_value = opened, value
             elif value != found_value:
@@ -202,7 +212,7 @@ class SessionMiddleware:
         from the start, so calling it again never pushes the expiry past ``issued_at + seconds``.
         """
         if opened is None or session.was_reset:
-            issued_at, expires_at = now, self.sealer.lifetime.expires_at(now)
+            issued_at, expires_at = now, self.sealer.lifetime.expiry_for(now)
         else:
             issued_at, expires_at = opened.issued_at, opened.expires_at
         if session.has_max_age_override:
@@ -221,7 +231,7 @@ class SessionMiddleware:
 
     def _set_cookie(self, data_json: bytes, issued_at: int, expires_at: int | None, now: int, last_active: int) -> str:
         """The whole ``Set-Cookie`` value for the session sealed at ``now`` with ``last_active``."""
-        value = self.sealer.seal_json(data_json, issued_at=issued_at, expires_at=expires_at, now=last_active)
+        value = self.sealer.seal_json(data_json, issued_at=issued_at, expires_at=expires_at, last_active=last_active)
         return self.cookie.set_cookie(value, self.sealer.lifetime.cookie_max_age(expires_at, now, last_active))
 
 

@@ -33,15 +33,34 @@ BURST = 10
 class RejectionLog:
     """Rate-limited logging of refused cookies for one cookie name, with running totals."""
 
-    __slots__ = ("_clock", "_lock", "_logged", "_suppressed", "_window_start", "cookie_name", "counts")
+    __slots__ = (
+        "_clock",
+        "_lock",
+        "_logged",
+        "_prefix",
+        "_suppressed",
+        "_template",
+        "_window_start",
+        "cookie_name",
+        "counts",
+    )
 
     cookie_name: str
     """The cookie these events are about (its name only)."""
     counts: Counter[str]
     """Events since start, per reason code."""
 
-    def __init__(self, cookie_name: str, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        cookie_name: str,
+        clock: Callable[[], float],
+        *,
+        reason_prefix: str = "",
+        template: str = "session cookie %r rejected: %s",
+    ) -> None:
         self.cookie_name = cookie_name
+        self._prefix = reason_prefix
+        self._template = template
         self.counts = Counter()
         self._clock = clock
         self._lock = threading.Lock()  # one middleware may serve several threads (a sync server's workers)
@@ -49,24 +68,26 @@ class RejectionLog:
         self._logged: Counter[str] = Counter()
         self._suppressed: Counter[str] = Counter()
 
-    def __call__(self, reason: Reason) -> None:
-        """Record one event: log it, or count it if its reason is over this window's burst."""
+    def __call__(self, reason: str) -> None:
+        """Record one event: log it, or count it if its reason is over this window's burst.
+
+        ``reason`` is a :class:`Reason`, or another short code (the revocation check's refusals).
+        """
+        code = self._prefix + str(reason)
         now = int(self._clock())
         with self._lock:
-            self.counts[reason.value] += 1
+            self.counts[code] += 1
             if now - self._window_start >= WINDOW:
                 self._flush(now)
-            if self._logged[reason.value] >= BURST:
-                self._suppressed[reason.value] += 1
+            if self._logged[code] >= BURST:
+                self._suppressed[code] += 1
                 return
-            self._logged[reason.value] += 1
+            self._logged[code] += 1
         logger.info(
-            "session cookie %r sent more than once: %s"
-            if reason is Reason.DUPLICATE
-            else "session cookie %r rejected: %s",
+            "session cookie %r sent more than once: %s" if reason == Reason.DUPLICATE else self._template,
             self.cookie_name,
-            reason.value,
-            extra={"cookie_name": self.cookie_name, "reason": reason.value},
+            code,
+            extra={"cookie_name": self.cookie_name, "reason": code},
         )
 
     def _flush(self, now: int) -> None:

@@ -44,11 +44,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 
 from ._device_store import SEEN_INTERVAL, SEEN_KEY, DeviceStore, device_proof
-from ._errors import ConfigurationError, UnsupportedModel
-from ._unit_of_work import guarded, load_one, uses_autocommit
+from ._errors import ConfigurationError, DatabaseUnavailable, UnsupportedModel
+from ._model_checks import active_condition, python_type
+from ._rejections import RejectionLog
+from ._unit_of_work import guarded, load_one, uses_autocommit, write_one
 from .sqlalchemy import SESSION_TOKEN_MAX_LENGTH, SessionTokenMixin, primary_key_of
 
-__all__ = ["TOKEN_KEY", "USER_ID_KEY", "RevocationCheck", "StatementFactory", "UserId"]
+__all__ = ["REPLICA_RETRY", "TOKEN_KEY", "USER_ID_KEY", "RevocationCheck", "StatementFactory", "UserId"]
 
 logger: logging.Logger = logging.getLogger("sealed_sessions")
 
@@ -64,6 +66,9 @@ USER_ID_KEY = "_auth_uid"
 """Default session key of the user's primary key (an int or a string)."""
 TOKEN_KEY = "_auth_token"  # noqa: S105 -- the name of a session key, not a secret
 """Default session key of the revocation token copied at login."""
+
+REPLICA_RETRY = 5
+"""Seconds the check stays on the primary after the replica failed, before trying it again."""
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -90,6 +95,8 @@ class RevocationCheck(Generic[UserT]):
     seen_interval: int
     """Device mode: seconds between two ``last_seen_at`` writes for one device."""
     clock: Callable[[], float]
+    refusals: RejectionLog
+    """Refused sessions (``session_malformed``, ``session_revoked``): rate-limited logging and counts."""
 
     def __init__(
         self,
@@ -113,9 +120,13 @@ class RevocationCheck(Generic[UserT]):
         self.devices = devices
         self.seen_interval = seen_interval
         self.clock = clock
-        self._pk_type = _python_type(pk_column)
+        self._replica_resumes_at = 0.0
+        self.refusals = RejectionLog(
+            "the session check", clock, reason_prefix="session_", template="%s refused a session: %s"
+        )
+        self._pk_type = python_type(pk_column)
         self._mapper: Mapper[UserT] = inspect(user_model)
-        self._active = _active_condition(user_model, active_attribute)
+        self._active = active_condition(user_model, active_attribute)
         self._refuse_uncompilable(active_attribute)
 
     def _refuse_uncompilable(self, active_attribute: str | None) -> None:
@@ -135,15 +146,20 @@ class RevocationCheck(Generic[UserT]):
             ) from None
 
     async def __call__(
-        self, db: AsyncSession, session: MutableMapping[str, Any], *, statement: StatementFactory | None = None
+        self,
+        db: AsyncSession,
+        session: MutableMapping[str, Any],
+        *,
+        statement: StatementFactory | None = None,
+        read_db: AsyncSession | None = None,
     ) -> UserT | None:
         """The user ``session`` names if its token (and, in device mode, its device) still matches, else ``None``.
 
         ``statement`` replaces :meth:`statement` (``SessionAuth`` passes its own, so a subclass
         overriding it is honoured). In device mode, a device not seen for ``seen_interval``
         seconds gets its ``last_seen_at`` written in the same unit of work, and the session notes
-        when (one cookie update). Raises :class:`~sealed_sessions.fastapi.DatabaseUnavailable` if
-        the database fails.
+        when (one cookie update). With ``read_db`` (a read replica), see :meth:`_on_replica`.
+        Raises :class:`~sealed_sessions.fastapi.DatabaseUnavailable` if the database fails.
         """
         raw_uid = session.get(self.user_id_key)
         if raw_uid is None:
@@ -151,14 +167,14 @@ class RevocationCheck(Generic[UserT]):
         uid = self.parse_uid(raw_uid)
         token = session.get(self.token_key)
         if uid is None or not _plausible_token(token):
-            _log_refused("malformed")
+            self.refusals("malformed")
             return None
         query = (statement or self.statement)(uid, token)
         touch: Callable[[AsyncSession], Awaitable[None]] | None = None
         if self.devices is not None:
             proof = device_proof(session)
             if proof is None:
-                _log_refused("malformed")
+                self.refusals("malformed")
                 return None
             now = int(self.clock())
             query = self.devices.join(query, getattr(self.user_model, self._pk_name), proof, now)
@@ -167,11 +183,53 @@ class RevocationCheck(Generic[UserT]):
 
                 async def touch(db: AsyncSession) -> None:
                     await devices.touch(db, uid, proof.id, now)
-                    session[SEEN_KEY] = now
 
-        user = await self.load(db, query, then=touch)
+        if read_db is None:
+            user = await self.load(db, query)
+        else:
+            user = await self._on_replica(read_db, db, query)
         if user is None:
-            _log_refused("revoked")
+            self.refusals("revoked")
+        elif touch is not None and await self._touch(db, touch):
+            session[SEEN_KEY] = int(self.clock())
+        return user
+
+    async def _touch(self, db: AsyncSession, touch: Callable[[AsyncSession], Awaitable[None]]) -> bool:
+        """The last-seen write, on the primary, as a unit of work of its own after the check.
+
+        Best effort: a failure is logged and the request goes on (the session is valid; the write
+        is tried again at the next request, since the session notes only a write that committed).
+        """
+        try:
+            await guarded(write_one(db, self._mapper, self.autocommit, touch), "last-seen write")
+        except DatabaseUnavailable:  # logged by guarded()
+            return False
+        return True
+
+    async def _on_replica(self, read_db: AsyncSession, db: AsyncSession, query: Select[Any]) -> UserT | None:
+        """The check on a read replica, with the primary as the judge of every doubt.
+
+        A hit on the replica is trusted (a revocation is seen once the replica has replayed it). A
+        miss is confirmed on the primary before the session is refused, so replication lag never
+        logs out a user who just logged in, or kept this device while revoking the others. A
+        replica that fails is skipped for the primary (logged) for ``REPLICA_RETRY`` seconds, so a
+        replica that hangs costs one request its connect timeout, not every request.
+        """
+        now = self.clock()
+        if now < self._replica_resumes_at:  # a replica that just failed is not tried on every request
+            return await self.load(db, query)
+        try:
+            user = await self.load(read_db, query, what="session check on the replica")
+        except DatabaseUnavailable:
+            self._replica_resumes_at = now + REPLICA_RETRY
+            logger.warning(
+                "replica unavailable: checking on the primary for %d s",
+                REPLICA_RETRY,
+                extra={"reason": "replica_fallback"},
+            )
+            return await self.load(db, query)
+        if user is None:
+            return await self.load(db, query)
         return user
 
     def _seen_due(self, session: Mapping[str, Any], now: int) -> bool:
@@ -209,46 +267,17 @@ class RevocationCheck(Generic[UserT]):
                 return None
         return raw
 
-    async def load(
-        self, db: AsyncSession, statement: Select[Any], *, then: Callable[[AsyncSession], Awaitable[None]] | None = None
-    ) -> UserT | None:
-        """Run ``statement`` as the check's unit of work (see :func:`._unit_of_work.load_one`): the
-        row's user or ``None``. ``then`` runs after a row was found, in the same unit of work.
-        Raises ``DatabaseUnavailable``, logged, if the database fails."""
+    async def load(self, db: AsyncSession, statement: Select[Any], *, what: str = "session check") -> UserT | None:
+        """Run ``statement`` as the check's unit of work (see :mod:`._unit_of_work`): the row's user
+        or ``None``. Raises ``DatabaseUnavailable``, logged, if the database fails."""
         user: UserT | None = await guarded(
-            load_one(db, statement, mapper=self._mapper, autocommit=self.autocommit, then=then)
+            load_one(db, statement, mapper=self._mapper, autocommit=self.autocommit), what
         )
         return user
 
     def uses_autocommit(self, bind: Engine | Connection) -> bool:
         """Whether a check that is its own unit of work runs in autocommit mode on ``bind``."""
         return uses_autocommit(self.autocommit, bind)
-
-
-def _log_refused(reason: str) -> None:
-    logger.info("session refused: %s", reason, extra={"reason": f"session_{reason}"})
-
-
-def _active_condition(model: type[Any], name: str | None) -> ColumnElement[bool] | None:
-    """The SQL condition "this user may log in", or ``None`` for none.
-
-    A Python ``@property`` cannot run inside the one query: refusing it at startup beats silently
-    letting disabled users in.
-    """
-    if name is None:
-        return None
-    if name in inspect(model).all_orm_descriptors:  # a mapped column or a hybrid property
-        condition: ColumnElement[bool] = getattr(model, name)
-        return condition
-    if hasattr(model, name):
-        raise ConfigurationError(
-            f"{model.__name__}.{name} is not a mapped column, so the one-query check cannot use it: map it "
-            "(a Boolean column or a hybrid_property), name another with active_attribute=..., or pass "
-            "active_attribute=None to let inactive users in"
-        )
-    if name != "is_active":
-        raise ConfigurationError(f"{model.__name__} has no attribute {name!r} (active_attribute)")
-    return None
 
 
 def _has_controls(text: str) -> bool:
@@ -268,11 +297,3 @@ def _plausible_token(token: object) -> TypeGuard[str]:
         and token.isascii()
         and token.isprintable()
     )
-
-
-def _python_type(column: Any) -> type[Any] | None:
-    try:
-        python_type: type[Any] = column.type.python_type
-    except NotImplementedError:
-        return None
-    return python_type

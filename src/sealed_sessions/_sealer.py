@@ -65,8 +65,8 @@ class Sealer:
         idle_timeout: int | None = None,
         context: str = "",
     ) -> None:
-        if not isinstance(context, str) or len(context.encode("utf-8", "surrogatepass")) > MAX_CONTEXT:
-            raise ConfigurationError(f"context must be a str of at most {MAX_CONTEXT} bytes, got {context!r}")
+        if not _valid_context(context):
+            raise ConfigurationError(f"context must be a str of at most {MAX_CONTEXT} UTF-8 bytes, got {context!r}")
         self.keys = KeyRing(secret_key)
         self.cookie_name = cookie_name
         self.context = context
@@ -94,22 +94,46 @@ class Sealer:
         return decode(plaintext, sealed_with_current_key=current)
 
     def seal(
-        self, data: Mapping[str, Any], *, issued_at: int, expires_at: int | None, now: int, nonce: bytes | None = None
+        self,
+        data: Mapping[str, Any],
+        *,
+        issued_at: int,
+        expires_at: int | None,
+        last_active: int,
+        nonce: bytes | None = None,
     ) -> str:
-        """A cookie value holding ``data``, started at ``issued_at``, sealed (last active) at ``now``.
+        """A cookie value holding ``data``, started at ``issued_at``, last active (the idle clock) at ``last_active``.
 
         Raises :class:`SessionDataError` for data that is not JSON and :class:`SessionTooLarge`
         for a value longer than any cookie that opens. ``nonce`` is for known-answer tests only.
         """
         for key, value in data.items():
             check_json_value(key, value)  # json would quietly turn a nested tuple into a list
-        return self.seal_json(dump_data(data), issued_at=issued_at, expires_at=expires_at, now=now, nonce=nonce)
+        return self.seal_json(
+            dump_data(data), issued_at=issued_at, expires_at=expires_at, last_active=last_active, nonce=nonce
+        )
 
     def seal_json(
-        self, data_json: bytes, *, issued_at: int, expires_at: int | None, now: int, nonce: bytes | None = None
+        self,
+        data_json: bytes,
+        *,
+        issued_at: int,
+        expires_at: int | None,
+        last_active: int,
+        nonce: bytes | None = None,
     ) -> str:
         """:meth:`seal` for data already serialised by the rules of :mod:`._payload` (no check here)."""
-        value = self._envelope.seal(encode(data_json, issued_at, expires_at, now), nonce=nonce)
+        value = self._envelope.seal(encode(data_json, issued_at, expires_at, last_active), nonce=nonce)
         if len(value) > MAX_COOKIE_VALUE:
             raise SessionTooLarge(len(value), MAX_COOKIE_VALUE, self.cookie_name)
         return value
+
+
+def _valid_context(context: object) -> bool:
+    """A str that encodes as UTF-8 (no lone surrogates) in at most ``MAX_CONTEXT`` bytes."""
+    if not isinstance(context, str):
+        return False
+    try:
+        return len(context.encode("utf-8")) <= MAX_CONTEXT
+    except UnicodeEncodeError:
+        return False

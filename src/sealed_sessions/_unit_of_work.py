@@ -15,6 +15,7 @@ statement's parameters, a revocation token among them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Mapper
 
 from ._errors import DatabaseUnavailable
 
-__all__ = ["guarded", "load_one", "uses_autocommit"]
+__all__ = ["guarded", "load_one", "uses_autocommit", "write_one"]
 
 logger: logging.Logger = logging.getLogger("sealed_sessions")
 
@@ -44,26 +45,45 @@ def uses_autocommit(choice: bool | None, bind: Engine | Connection) -> bool:
     return bind.dialect.driver == "asyncpg"
 
 
-async def load_one(
-    db: AsyncSession,
-    statement: Select[Any],
-    *,
-    mapper: Mapper[Any],
-    autocommit: bool | None,
-    then: Callable[[AsyncSession], Awaitable[None]] | None = None,
-) -> Any | None:
-    """The one row ``statement`` selects, or ``None``; ``then`` runs after a row was found, in the
-    same unit of work. Database errors propagate (wrap the call in :func:`guarded`)."""
+async def load_one(db: AsyncSession, statement: Select[Any], *, mapper: Mapper[Any], autocommit: bool | None) -> Any:
+    """The one row ``statement`` selects, or ``None``. Database errors propagate (wrap the call in
+    :func:`guarded`), after rolling back a unit of work of its own so ``db`` stays usable."""
+    return await _unit(db, mapper, autocommit, lambda: _scalar(db, statement))
+
+
+async def write_one(
+    db: AsyncSession, mapper: Mapper[Any], autocommit: bool | None, write: Callable[[AsyncSession], Awaitable[None]]
+) -> None:
+    """Run ``write`` as a unit of work of its own on ``db`` (autocommit as for a check), or as more
+    work in one under way."""
+    await _unit(db, mapper, autocommit, lambda: write(db))
+
+
+async def _scalar(db: AsyncSession, statement: Select[Any]) -> Any:
+    return (await db.execute(statement)).scalar_one_or_none()
+
+
+async def _unit(db: AsyncSession, mapper: Mapper[Any], autocommit: bool | None, work: Callable[[], Awaitable[T]]) -> T:
+    """``work()`` inside the work under way on ``db``, or as a unit of its own: committed, or rolled
+    back if it fails (a failed transaction left open would fail the endpoint's next statement)."""
     bind = db.sync_session.get_bind(mapper=mapper)
-    in_work = db.in_transaction() or db.new or db.dirty or db.deleted or isinstance(bind, Connection)
-    if not in_work and uses_autocommit(autocommit, bind):
-        await db.connection(bind_arguments={"mapper": mapper}, execution_options={"isolation_level": "AUTOCOMMIT"})
-    found = (await db.execute(statement)).scalar_one_or_none()
-    if found is not None and then is not None:
-        await then(db)
-    if not in_work:
+    if _in_work(db, bind):
+        return await work()
+    try:
+        if uses_autocommit(autocommit, bind):
+            await db.connection(bind_arguments={"mapper": mapper}, execution_options={"isolation_level": "AUTOCOMMIT"})
+        result = await work()
         await _commit_keeping_objects(db)
-    return found
+    except BaseException:
+        with contextlib.suppress(Exception):  # the connection may be gone; the original error matters
+            await db.rollback()
+        raise
+    return result
+
+
+def _in_work(db: AsyncSession, bind: Engine | Connection) -> bool:
+    """Whether ``db`` has work under way: a transaction begun, pending changes, or an outside connection's."""
+    return bool(db.in_transaction() or db.new or db.dirty or db.deleted or isinstance(bind, Connection))
 
 
 async def _commit_keeping_objects(db: AsyncSession) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeAlias
 
@@ -46,15 +46,17 @@ from ._dependencies import (
     watching,
 )
 from ._device_model import DeviceInfo, DeviceSessionMixin
-from ._device_sessions import DeviceMode, reset_session
-from ._device_store import SEEN_INTERVAL, DeviceStore, device_proof
+from ._device_sessions import DEFAULT_MAX_DEVICES, DeviceMode, device_store, reset_session
+from ._device_store import SEEN_INTERVAL, device_proof
 from ._errors import ConfigurationError, DatabaseUnavailable, UnsupportedModel, UnusableUser
 from ._lifetime import check_seconds
-from ._revocation import TOKEN_KEY, USER_ID_KEY, RevocationCheck, UserId, UserT
+from ._revocation import REPLICA_RETRY, TOKEN_KEY, USER_ID_KEY, RevocationCheck, UserId, UserT
 from ._sealer import DEFAULT_MAX_AGE
+from ._unit_of_work import guarded
 from .sqlalchemy import _identity, rotate_session_token
 
 __all__ = [
+    "REPLICA_RETRY",
     "CurrentUserDependency",
     "DatabaseUnavailable",
     "DeviceInfo",
@@ -108,6 +110,10 @@ class SessionAuth(DeviceMode[UserT]):
       is dead, off the list and purged),
       ``seen_interval`` (seconds between two ``last_seen_at`` writes, default 15 minutes) and
       ``record_ip`` (store the address at login; off by default). See :meth:`login_device`.
+    - ``read_db``: a dependency giving an ``AsyncSession`` on a read replica. The check runs
+      there; a miss is confirmed on the primary before the session is refused, a failing replica
+      falls back to the primary, and every write goes to ``get_db``. :attr:`primary_user` checks
+      on the primary only.
 
     Dependencies, for ``Depends(...)``: :attr:`current_user`, :attr:`optional_user`,
     :attr:`websocket_user`. The check they run is :attr:`check`.
@@ -130,7 +136,13 @@ class SessionAuth(DeviceMode[UserT]):
     """The one-query check the dependencies run."""
     openapi_responses: dict[int | str, dict[str, Any]]
     """For ``APIRouter(responses=auth.openapi_responses)``: documents the 401 and 503 in OpenAPI."""
+    read_db: GetDB | None
+    """The dependency giving an ``AsyncSession`` on a read replica, or ``None``."""
     current_user: CurrentUserDependency[UserT]
+    primary_user: CurrentUserDependency[UserT]
+    """As :attr:`current_user`, but always checked on the primary (``get_db``): for routes that
+    must see a revocation at once, or that write to the user (with ``read_db``, ``current_user``'s
+    user belongs to the replica's session)."""
     optional_user: OptionalUserDependency[UserT]
     websocket_user: WebSocketUserDependency[UserT]
 
@@ -149,35 +161,31 @@ class SessionAuth(DeviceMode[UserT]):
         clock: Callable[[], float] = time.time,
         devices: type[DeviceSessionMixin] | None = None,
         device_max_age: int = DEFAULT_MAX_AGE,
-        max_devices: int | None = 20,
+        max_devices: int | None = DEFAULT_MAX_DEVICES,
         device_idle_timeout: int | None = None,
         seen_interval: int = SEEN_INTERVAL,
         record_ip: bool = False,
+        read_db: GetDB | None = None,
     ) -> None:
-        store = None
-        if devices is not None:
-            check_seconds("device_max_age", device_max_age, allow_none=False, positive=True)
-            check_seconds("seen_interval", seen_interval, allow_none=False, positive=True)
-            if max_devices is not None:
-                check_seconds("max_devices", max_devices, allow_none=False, positive=True)
-            check_seconds("device_idle_timeout", device_idle_timeout, allow_none=True, positive=True)
-            store = DeviceStore(
-                devices,
-                user_model,
-                max_age=device_max_age,
-                max_devices=max_devices,
-                idle_window=None if device_idle_timeout is None else device_idle_timeout + seen_interval,
-            )
-        self.check = RevocationCheck(
+        self.check = RevocationCheck(  # first: it refuses an unusable user model
             user_model,
             active_attribute=active_attribute,
             autocommit=autocommit_check,
             user_id_key=self.user_id_key,
             token_key=self.token_key,
-            devices=store,
             seen_interval=seen_interval,
             clock=clock,
         )
+        store = device_store(
+            devices,
+            user_model,
+            device_max_age=device_max_age,
+            max_devices=max_devices,
+            device_idle_timeout=device_idle_timeout,
+            seen_interval=seen_interval,
+            record_ip=record_ip,
+        )
+        self.check.devices = store
         self.device_store = store
         self.record_ip = record_ip
         check_seconds("retry_after", retry_after, allow_none=False, positive=False)
@@ -185,6 +193,7 @@ class SessionAuth(DeviceMode[UserT]):
             raise ConfigurationError(f"retry_after must be a whole number of seconds >= 0, got {retry_after!r}")
         self.user_model = user_model
         self.get_db = get_db
+        self.read_db = read_db
         self.retry_after = retry_after
         self.clock = clock
         self.scheme = SessionCookie(
@@ -195,6 +204,7 @@ class SessionAuth(DeviceMode[UserT]):
             HTTP_503_SERVICE_UNAVAILABLE: {"description": "The session could not be checked; retry later"},
         }
         self.current_user = CurrentUserDependency(self)
+        self.primary_user = CurrentUserDependency(self, on_primary=True)
         self.optional_user = OptionalUserDependency(self)
         self.websocket_user = WebSocketUserDependency(self)
 
@@ -247,7 +257,7 @@ class SessionAuth(DeviceMode[UserT]):
             self.login_time_key: int(self.clock()),
         }
 
-    def login(self, request: HTTPConnection, user: UserT, *, keep: Iterable[str] = ()) -> None:
+    def login(self, request: HTTPConnection, user: UserT, *, keep: Iterable[str] | str = ()) -> None:
         """Start a new session for ``user``: drop everything but ``keep``, new lifetime, store id and token.
 
         The cookie that arrives after login shares nothing with the one before but the kept keys
@@ -271,6 +281,17 @@ class SessionAuth(DeviceMode[UserT]):
         self._user_token_mode("logout", "await auth.logout_device(db, request)")
         self.scheme.session_of(request).clear()
 
+    async def _rotate(
+        self, db: AsyncSession, user: UserT, session: MutableMapping[str, Any] | None, commit: bool
+    ) -> str:
+        token = await rotate_session_token(db, user)
+        if self.device_store is not None:  # the device list shows only live devices
+            current = device_proof(session) if session is not None else None
+            await self.device_store.end_all(db, _identity(user), keep=current.id if current else None)
+        if commit:
+            await db.commit()
+        return token
+
     async def revoke(
         self, db: AsyncSession, user: UserT, *, keep: HTTPConnection | None = None, commit: bool = True
     ) -> None:
@@ -283,19 +304,18 @@ class SessionAuth(DeviceMode[UserT]):
         change). The transaction is committed unless ``commit=False``, in which case sessions
         die when the caller commits; with ``keep``, the new token is stored in the session only
         after a successful commit, or at once with ``commit=False``. Other pending changes in
-        ``db`` (a new password hash, say) commit in the same transaction.
+        ``db`` (a new password hash, say) commit in the same transaction. A database failure
+        raises :class:`DatabaseUnavailable` (logged), as the dependencies' does.
         """
         session = None
         if keep is not None:
             session = self.scheme.session_of(keep)
-            pk = inspect(user).identity
+            state = inspect(user)
+            pk, token = state.identity, state.dict.get("session_token")
             if pk is None or self.check.parse_uid(session.get(self.user_id_key)) != pk[0]:
                 raise UnusableUser("keep= must be a request whose session belongs to the user being revoked")
-        token = await rotate_session_token(db, user)
-        if self.device_store is not None:  # the device list shows only live devices
-            current = device_proof(session) if session is not None else None
-            await self.device_store.end_all(db, _identity(user), keep=current.id if current else None)
-        if commit:
-            await db.commit()
+            if session.get(self.token_key) != token:  # a stale, already revoked cookie must not be revived
+                raise UnusableUser("keep= must be a request whose session holds the user's current token")
+        token = await guarded(self._rotate(db, user, session, commit), "revoke")
         if session is not None:
             session[self.token_key] = token

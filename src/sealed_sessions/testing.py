@@ -48,8 +48,8 @@ def seal(
     return sealer.seal(
         data,
         issued_at=issued_at,
-        expires_at=sealer.lifetime.expires_at(issued_at),
-        now=issued_at if last_active is None else last_active,
+        expires_at=sealer.lifetime.expiry_for(issued_at),
+        last_active=issued_at if last_active is None else last_active,
         nonce=nonce,
     )
 

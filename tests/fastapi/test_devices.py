@@ -22,7 +22,7 @@ from starlette.requests import Request
 
 from sealed_sessions import ConfigurationError
 from sealed_sessions.fastapi import DatabaseUnavailable, SessionAuth, UnsupportedModel
-from sealed_sessions.sqlalchemy import DeviceSessionMixin
+from sealed_sessions.sqlalchemy import DeviceSessionMixin, SessionTokenMixin
 from sealed_sessions.testing import seal
 from tests.helpers import COOKIE, DAY, KEY_A, START, ClientFactory, unb64
 
@@ -831,3 +831,50 @@ def test_database_unavailable_names_the_operation() -> None:
     error = DatabaseUnavailable("OperationalError", connectivity=True, operation="device purge")
     assert str(error) == "device purge failed: database unavailable (OperationalError)"
     assert str(DatabaseUnavailable("X", connectivity=False)).startswith("session check failed: database error")
+
+
+@pytest.mark.case("G18")
+async def test_watched_websocket_is_closed_1011_when_its_recheck_breaks(
+    make_device_harness: DeviceHarnessFactory, client_factory: ClientFactory
+) -> None:
+    """A re-check failing for another reason than an outage closes the socket with 1011: never left unwatched."""
+    h = await make_device_harness("sqlite")
+    await h.create_user("ada")
+    async with logged_in(h, client_factory, "ada") as (client,):
+        socket = await open_watched_socket(h, client)
+
+        h.database = lambda: object()  # type: ignore[assignment]  # not an async context manager
+        await h.ticker.tick()
+        assert await socket.next() == {"type": "websocket.close", "code": 1011, "reason": "Session check failed"}
+        await socket.hang_up()
+
+
+async def test_watching_needs_a_positive_interval() -> None:
+    """auth.watching(every=0) is a ConfigurationError, not a busy loop against the database."""
+    _, user = make_user_model("int", "watch_users")
+    auth: SessionAuth[Any] = SessionAuth(user, get_db)
+    with pytest.raises(ConfigurationError, match="every"):
+        async with auth.watching(None, None, every=0):  # type: ignore[arg-type]
+            pass
+
+
+def test_device_options_without_device_mode_are_refused() -> None:
+    """device_idle_timeout, max_devices or record_ip without devices= is a ConfigurationError, never ignored."""
+    _, user = make_user_model("int", "opt_users")
+    for option in ({"device_idle_timeout": 900}, {"max_devices": 3}, {"record_ip": True}):
+        with pytest.raises(ConfigurationError, match="only apply in device mode"):
+            SessionAuth(user, get_db, **option)
+
+
+def test_a_composite_key_user_with_devices_is_an_unsupported_model() -> None:
+    """A user model with two primary-key columns and devices= is an UnsupportedModel, not a ValueError from inside."""
+    base, _ = make_user_model("int", "pk2_users")
+
+    class TwoKeys(SessionTokenMixin, base):  # type: ignore[valid-type,misc]
+        __tablename__ = "pk2_two_keys"
+        a: Mapped[int] = mapped_column(primary_key=True)
+        b: Mapped[int] = mapped_column(primary_key=True)
+
+    device = make_device_model(base, TwoKeys, "pk2_devices")  # references pk2_two_keys.id, which does not exist
+    with pytest.raises(UnsupportedModel):
+        SessionAuth(TwoKeys, get_db, devices=device)

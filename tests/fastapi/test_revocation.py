@@ -6,7 +6,9 @@ import base64
 import string
 
 import pytest
+from starlette.requests import HTTPConnection
 
+from sealed_sessions.fastapi import UnusableUser
 from sealed_sessions.sqlalchemy import new_session_token
 from sealed_sessions.testing import seal, unseal
 from tests.helpers import COOKIE, KEY_A, START, ClientFactory, cookie
@@ -312,3 +314,17 @@ async def test_token_differing_only_in_letter_case_is_refused_on_every_database(
     async with client_factory(h.app) as client:
         assert (await client.get("/me", headers={"cookie": cookie(genuine)})).status_code == 200
         assert (await client.get("/me", headers={"cookie": cookie(swapped)})).status_code == 401
+
+
+@pytest.mark.case("G5")
+async def test_revoke_keeping_a_stale_session_refuses_to_revive_it(db_kind: str, make_harness: HarnessFactory) -> None:
+    """revoke(keep=request) with a session holding an old token raises UnusableUser and rotates nothing."""
+    h = await make_harness(db_kind)
+    pk = await h.create_user("ada")
+    async with h.maker() as db:
+        user = await db.get(h.User, pk)
+        assert user is not None
+        stale = HTTPConnection({"type": "http", "session": {h.auth.user_id_key: pk, h.auth.token_key: "old-token"}})
+        with pytest.raises(UnusableUser, match="current token"):
+            await h.auth.revoke(db, user, keep=stale)
+    assert await h.token(pk) == user.session_token
