@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from sealed_sessions.fastapi import DeviceInfo, SessionAuth
 
 from .accounts import REGISTERED, AccountError
-from .auth import AppAccounts, AppSettings, Auth, CurrentUser, client_address
+from .auth import AppAccounts, AppSettings, Auth, CurrentUser, PrimaryUser, client_address
 from .db import Db
 from .errors import TryLater
 from .models import User
@@ -158,13 +158,13 @@ async def api_logout(request: Request, db: Db, auth: Auth) -> Response:
 
 
 @router.get("/devices")
-async def api_devices(request: Request, user: CurrentUser, db: Db, auth: Auth) -> list[DeviceOut]:
+async def api_devices(request: Request, user: PrimaryUser, db: Db, auth: Auth) -> list[DeviceOut]:
     """The user's logged-in devices, newest first; ``current`` marks the one asking."""
     return [_device_out(device) for device in await auth.list_devices(db, user, request)]
 
 
 @router.delete("/devices/{device_id}", status_code=204)
-async def api_end_device(device_id: str, user: CurrentUser, db: Db, auth: Auth) -> Response:
+async def api_end_device(device_id: str, user: PrimaryUser, db: Db, auth: Auth) -> Response:
     """Log out one of the user's devices: it is refused from its next request on. 404 if it is not theirs."""
     if not await auth.end_device(db, user, device_id):
         raise HTTPException(status_code=404, detail="No such device")
@@ -172,7 +172,7 @@ async def api_end_device(device_id: str, user: CurrentUser, db: Db, auth: Auth) 
 
 
 @router.post("/logout-others", status_code=204)
-async def api_logout_others(request: Request, user: CurrentUser, db: Db, auth: Auth) -> Response:
+async def api_logout_others(request: Request, user: PrimaryUser, db: Db, auth: Auth) -> Response:
     """Log out every other device: their rows are deleted and the revocation token rotated; this one stays."""
     await auth.revoke(db, user, keep=request)
     return Response(status_code=204)
@@ -180,7 +180,7 @@ async def api_logout_others(request: Request, user: CurrentUser, db: Db, auth: A
 
 @router.post("/password", status_code=204)
 async def api_password(
-    request: Request, body: PasswordChange, user: CurrentUser, db: Db, auth: Auth, accounts: AppAccounts
+    request: Request, body: PasswordChange, user: PrimaryUser, db: Db, auth: Auth, accounts: AppAccounts
 ) -> Response:
     """Change the password; like logout-others, this device stays logged in and the others end."""
     try:

@@ -88,6 +88,8 @@ def create_app(
     keys = KeyRing(settings.session_keys())  # a weak or malformed key fails here, before serving
     engine = make_engine(settings.database_url)
     maker = async_sessionmaker(engine, expire_on_commit=False)
+    read_engine = make_engine(settings.read_database_url) if settings.read_database_url else None
+    read_maker = async_sessionmaker(read_engine, expire_on_commit=False) if read_engine is not None else None
     auth = make_auth(settings, clock, max_age=SESSION_MAX_AGE)
 
     @asynccontextmanager
@@ -99,6 +101,8 @@ def create_app(
                 yield
         finally:
             await engine.dispose()
+            if read_engine is not None:
+                await read_engine.dispose()
 
     docs = settings.docs  # the interactive docs map the whole API for anyone: development only
     app = FastAPI(
@@ -112,6 +116,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = maker
+    app.state.read_sessionmaker = read_maker
     app.state.auth = auth
     app.state.accounts = Accounts(PasswordHasher(settings.scrypt_n), LoginThrottle(clock=clock))
 

@@ -5,7 +5,11 @@ name follows the settings (``__Host-session`` over HTTPS, ``session`` in plain-H
 and its clock is injectable. It runs in device mode: each login is a row of the device table, so a
 user can list their devices and end one, and logout ends this device on the server.
 :data:`CurrentUser` and :data:`OptionalUser` run that instance's dependencies: one SQL statement
-that loads the user and checks the revocation token and the device row.
+that loads the user and checks the revocation token and the device row. With a read replica
+(``DEMO_READ_DATABASE_URL``), that statement runs on the replica, and a miss there is confirmed on
+the primary before the session is refused. :data:`PrimaryUser` and :data:`OptionalPrimaryUser`
+check on the primary only: the account and device routes use them, since they change the user (and
+must see a revocation at once, not once the replica has replayed it).
 
 Also here: the per-session CSRF token that every HTML form carries back.
 """
@@ -22,7 +26,7 @@ from fastapi import Depends, Request
 from sealed_sessions.fastapi import SessionAuth
 
 from .accounts import Accounts
-from .db import Db, get_db
+from .db import Db, ReadDb, get_db, get_read_db
 from .models import Device, User
 from .settings import Settings
 
@@ -33,7 +37,9 @@ __all__ = [
     "AppSettings",
     "Auth",
     "CurrentUser",
+    "OptionalPrimaryUser",
     "OptionalUser",
+    "PrimaryUser",
     "client_address",
     "csrf_token",
     "csrf_valid",
@@ -55,6 +61,7 @@ def make_auth(settings: Settings, clock: Callable[[], float], *, max_age: int) -
         get_db,
         session_cookie=settings.cookie_name,
         clock=clock,
+        read_db=get_read_db if settings.read_database_url else None,
         devices=Device,
         device_max_age=max_age,
         seen_interval=SEEN_INTERVAL,
@@ -81,13 +88,23 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 AppAccounts = Annotated[Accounts, Depends(get_accounts)]
 
 
-async def current_user(request: Request, auth: Auth, db: Db) -> User:
-    """``auth.current_user`` of this application's ``SessionAuth``, on the request's database session."""
-    return await auth.current_user(await auth.scheme(request), db)
+async def current_user(request: Request, auth: Auth, db: Db, read_db: ReadDb) -> User:
+    """``auth.current_user`` of this application's ``SessionAuth``: checked on the replica if there is one."""
+    return await auth.current_user(await auth.scheme(request), db, read_db)
 
 
-async def optional_user(request: Request, auth: Auth, db: Db) -> User | None:
-    """``auth.optional_user`` of this application's ``SessionAuth``, on the request's database session."""
+async def optional_user(request: Request, auth: Auth, db: Db, read_db: ReadDb) -> User | None:
+    """``auth.optional_user`` of this application's ``SessionAuth``: checked on the replica if there is one."""
+    return await auth.optional_user(await auth.scheme(request), db, read_db)
+
+
+async def primary_user(request: Request, auth: Auth, db: Db) -> User:
+    """``auth.primary_user``: checked on the primary, and the user belongs to the request's ``Db``."""
+    return await auth.primary_user(await auth.scheme(request), db)
+
+
+async def optional_primary_user(request: Request, auth: Auth, db: Db) -> User | None:
+    """``auth.optional_user`` without a replica session: checked on the primary, the user in the request's ``Db``."""
     return await auth.optional_user(await auth.scheme(request), db)
 
 
@@ -95,6 +112,10 @@ CurrentUser = Annotated[User, Depends(current_user)]
 """The logged-in user: 401 (and the cookie cleared) when revoked, 503 when the database is down."""
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 """The logged-in user or ``None``; 503 when the database is down."""
+PrimaryUser = Annotated[User, Depends(primary_user)]
+"""As :data:`CurrentUser`, checked on the primary: for routes that change the user or its devices."""
+OptionalPrimaryUser = Annotated[User | None, Depends(optional_primary_user)]
+"""As :data:`OptionalUser`, checked on the primary: for pages that change the user or its devices."""
 
 
 def client_address(request: Request) -> str | None:

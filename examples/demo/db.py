@@ -1,4 +1,8 @@
-"""The database: one async engine per application, a session per request, tables at startup."""
+"""The database: one async engine per application, a session per request, tables at startup.
+
+With ``DEMO_READ_DATABASE_URL`` set, a second engine reads a streaming replica: :func:`get_read_db`
+gives the session checks an ``AsyncSession`` there; everything else uses :func:`get_db`, the primary.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from sealed_sessions.sqlalchemy import enable_sqlite_foreign_keys
 
 from .models import Base
 
-__all__ = ["Db", "create_tables", "get_db", "make_engine"]
+__all__ = ["Db", "ReadDb", "create_tables", "get_db", "get_read_db", "make_engine", "maybe_read_db"]
 
 logger = logging.getLogger("examples.demo")
 
@@ -64,4 +68,25 @@ async def get_db(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
 
 
 Db = Annotated[AsyncSession, Depends(get_db)]
-"""The request's ``AsyncSession``: the same one the user check ran on (FastAPI caches ``get_db``)."""
+"""The request's ``AsyncSession`` on the primary: the one writes use (FastAPI caches ``get_db``)."""
+
+
+async def get_read_db(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency: one ``AsyncSession`` per request on the read replica (configured or not, see
+    :func:`maybe_read_db`)."""
+    maker: async_sessionmaker[AsyncSession] = connection.app.state.read_sessionmaker
+    async with maker() as db:
+        yield db
+
+
+async def maybe_read_db(connection: HTTPConnection) -> AsyncIterator[AsyncSession | None]:
+    """The replica's ``AsyncSession`` when ``DEMO_READ_DATABASE_URL`` is set, else ``None`` (check on the primary)."""
+    if connection.app.state.read_sessionmaker is None:
+        yield None
+        return
+    async for db in get_read_db(connection):
+        yield db
+
+
+ReadDb = Annotated[AsyncSession | None, Depends(maybe_read_db)]
+"""The request's ``AsyncSession`` on the read replica, or ``None`` without one: only the session check reads it."""

@@ -25,7 +25,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sealed_sessions.fastapi import DeviceInfo, SessionAuth
 
 from .accounts import REGISTERED, AccountError
-from .auth import SEEN_INTERVAL, AppAccounts, Auth, OptionalUser, client_address, csrf_token, csrf_valid
+from .auth import (
+    SEEN_INTERVAL,
+    AppAccounts,
+    Auth,
+    OptionalPrimaryUser,
+    OptionalUser,
+    client_address,
+    csrf_token,
+    csrf_valid,
+)
 from .db import Db
 from .errors import TryLater
 from .html import form, hidden_field, html_page, input_field, notice
@@ -237,7 +246,7 @@ async def logout(request: Request, db: Db, auth: Auth) -> Response:
 
 
 @router.post("/logout-others", dependencies=[Csrf])
-async def logout_others(request: Request, db: Db, auth: Auth, user: OptionalUser) -> Response:
+async def logout_others(request: Request, db: Db, auth: Auth, user: OptionalPrimaryUser) -> Response:
     if user is None:
         return _see_other("/login")
     await auth.revoke(db, user, keep=request)
@@ -250,7 +259,7 @@ async def password(
     db: Db,
     auth: Auth,
     accounts: AppAccounts,
-    user: OptionalUser,
+    user: OptionalPrimaryUser,
     current_password: Annotated[str, Form()],
     new_password: Annotated[str, Form()],
 ) -> Response:
@@ -309,7 +318,7 @@ async def _devices_page(
 
 
 @router.get("/devices")
-async def devices(request: Request, db: Db, auth: Auth, user: OptionalUser) -> Response:
+async def devices(request: Request, db: Db, auth: Auth, user: OptionalPrimaryUser) -> Response:
     if user is None:
         return _see_other("/login")
     return await _devices_page(request, db, auth, user)
@@ -317,7 +326,7 @@ async def devices(request: Request, db: Db, auth: Auth, user: OptionalUser) -> R
 
 @router.post("/devices/logout", dependencies=[Csrf])
 async def end_device(
-    request: Request, db: Db, auth: Auth, user: OptionalUser, device_id: Annotated[str, Form()]
+    request: Request, db: Db, auth: Auth, user: OptionalPrimaryUser, device_id: Annotated[str, Form()]
 ) -> Response:
     """Log out one of the user's devices; a 404 page if it is not one of theirs (or already gone)."""
     if user is None:

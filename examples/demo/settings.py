@@ -3,6 +3,7 @@
 | variable | meaning | default |
 |---|---|---|
 | ``DATABASE_URL`` | SQLAlchemy async URL (``postgresql+asyncpg://...``) | ``sqlite+aiosqlite:///demo.db`` |
+| ``DEMO_READ_DATABASE_URL`` | a read replica of ``DATABASE_URL``, where session checks run | unset (no replica) |
 | ``SEALED_SESSIONS_KEYS`` | session keys, comma-separated, newest first | a random key per process (dev only) |
 | ``DEMO_HTTPS_ONLY`` | ``true`` behind HTTPS: a ``Secure`` cookie named ``__Host-session`` | ``false`` (plain HTTP) |
 | ``DEMO_INSTANCE_NAME`` | the name shown in every page footer and ``/api/me`` | the host name |
@@ -24,13 +25,22 @@ from sealed_sessions import generate_key
 
 from .passwords import DEFAULT_SCRYPT_N
 
-__all__ = ["DATABASE_URL_ENV", "DOCS_ENV", "HTTPS_ONLY_ENV", "INSTANCE_NAME_ENV", "KEYS_ENV", "Settings"]
+__all__ = [
+    "DATABASE_URL_ENV",
+    "DOCS_ENV",
+    "HTTPS_ONLY_ENV",
+    "INSTANCE_NAME_ENV",
+    "KEYS_ENV",
+    "READ_DATABASE_URL_ENV",
+    "Settings",
+]
 
 logger = logging.getLogger("examples.demo")
 
 KEYS_ENV = "SEALED_SESSIONS_KEYS"
 """Same variable as ``python -m sealed_sessions inspect`` reads."""
 DATABASE_URL_ENV = "DATABASE_URL"
+READ_DATABASE_URL_ENV = "DEMO_READ_DATABASE_URL"
 HTTPS_ONLY_ENV = "DEMO_HTTPS_ONLY"
 INSTANCE_NAME_ENV = "DEMO_INSTANCE_NAME"
 DOCS_ENV = "DEMO_DOCS"
@@ -54,6 +64,9 @@ class Settings:
     """Everything ``create_app`` needs. Build it with :meth:`from_env` or directly in tests."""
 
     database_url: str = DEFAULT_DATABASE_URL
+    read_database_url: str | None = None
+    """A read replica of ``database_url``. Session checks run there (a miss is confirmed on the primary);
+    every write, and every route that changes the user, uses ``database_url``. ``None``: no replica."""
     keys: tuple[str, ...] = ()
     """Session keys, newest first. Empty: a random key for this process only (development)."""
     https_only: bool = False
@@ -70,6 +83,7 @@ class Settings:
         keys = tuple(k.strip() for k in environ.get(KEYS_ENV, "").split(",") if k.strip())
         return cls(
             database_url=environ.get(DATABASE_URL_ENV, "").strip() or DEFAULT_DATABASE_URL,
+            read_database_url=environ.get(READ_DATABASE_URL_ENV, "").strip() or None,
             keys=keys,
             https_only=_parse_bool(HTTPS_ONLY_ENV, environ.get(HTTPS_ONLY_ENV, "false")),
             instance_name=environ.get(INSTANCE_NAME_ENV, "").strip() or socket.gethostname(),

@@ -117,14 +117,20 @@ def stop_server(server: DemoServer) -> None:
 
 
 @contextmanager
-def demo_cluster(count: int, database_url: str, log_dir: Path, keys: str = KEY_A) -> Iterator[list[DemoServer]]:
-    """``count`` demo processes sharing ``keys`` and ``database_url``; all started together, like compose."""
+def demo_cluster(
+    count: int, database_url: str, log_dir: Path, keys: str = KEY_A, *, read_database_url: str | None = None
+) -> Iterator[list[DemoServer]]:
+    """``count`` demo processes sharing ``keys`` and ``database_url`` (and a read replica, when given);
+    all started together, like compose."""
     env = {
         **os.environ,
         "SEALED_SESSIONS_KEYS": keys,
         "DATABASE_URL": database_url,
         "DEMO_HTTPS_ONLY": "false",  # plain HTTP on loopback, as behind the compose load balancer
     }
+    env.pop("DEMO_READ_DATABASE_URL", None)
+    if read_database_url is not None:
+        env["DEMO_READ_DATABASE_URL"] = read_database_url
     servers: list[DemoServer] = []
     try:
         for index in range(count):

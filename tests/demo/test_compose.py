@@ -16,14 +16,21 @@ from typing import Any
 import pytest
 
 from examples.demo import Settings, create_app
-from examples.demo.settings import DATABASE_URL_ENV, DOCS_ENV, HTTPS_ONLY_ENV, INSTANCE_NAME_ENV, KEYS_ENV
+from examples.demo.settings import (
+    DATABASE_URL_ENV,
+    DOCS_ENV,
+    HTTPS_ONLY_ENV,
+    INSTANCE_NAME_ENV,
+    KEYS_ENV,
+    READ_DATABASE_URL_ENV,
+)
 from tests.helpers import KEY_A
 
 from .harness import CLUSTER_SIZE, REPO_ROOT
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed (it reads docker-compose.yml)")
 
-APP_READS = {KEYS_ENV, DATABASE_URL_ENV, HTTPS_ONLY_ENV, INSTANCE_NAME_ENV, DOCS_ENV}
+APP_READS = {KEYS_ENV, DATABASE_URL_ENV, READ_DATABASE_URL_ENV, HTTPS_ONLY_ENV, INSTANCE_NAME_ENV, DOCS_ENV}
 UVICORN_READS = {"FORWARDED_ALLOW_IPS"}
 _VARIABLE = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 
@@ -118,6 +125,38 @@ def test_database_url_points_at_the_compose_database(compose: dict[str, Any], ap
     assert url == f"postgresql+asyncpg://{user}:{password}@db:5432/{name}"
 
 
+def test_read_replica_streams_from_the_compose_database(
+    compose: dict[str, Any], apps: dict[str, dict[str, Any]]
+) -> None:
+    """db-replica copies db with pg_basebackup -R as a replication role db creates and lets in; the app reads it."""
+    services = compose["services"]
+    db, replica = services["db"], services["db-replica"]
+    assert replica["image"] == db["image"]  # same major version, or the physical copy will not start
+    assert replica["depends_on"]["db"]["condition"] == "service_healthy"
+    assert "ports" not in replica
+    assert replica["user"] == "postgres"  # postgres refuses to run as root, and the entrypoint is ours
+    command = " ".join(db["command"])
+    assert "wal_level=replica" in command and "max_wal_senders=" in command
+    assert "./deploy/db-init:/docker-entrypoint-initdb.d:ro" in db["volumes"]
+    init = (REPO_ROOT / "deploy" / "db-init" / "10-replication.sh").read_text(encoding="utf-8")
+    role = re.search(r"CREATE ROLE (\w+) WITH REPLICATION LOGIN PASSWORD '\$REPLICATION_PASSWORD'", init)
+    assert role is not None
+    assert f"host replication {role.group(1)} all scram-sha-256" in init
+    script_mount = next(v for v in replica["volumes"] if v.startswith("./deploy/db-replica.sh:"))
+    assert replica["entrypoint"] == ["/bin/sh", script_mount.split(":")[1]]
+    script = (REPO_ROOT / "deploy" / "db-replica.sh").read_text(encoding="utf-8")
+    assert "pg_basebackup --host=db --port=5432" in script
+    assert f"--username={role.group(1)}" in script
+    assert "--write-recovery-conf" in script  # standby.signal and primary_conninfo: it streams, read-only
+    assert script.rstrip().splitlines()[-1].startswith("exec postgres ")
+    assert replica["environment"]["PGPASSWORD"] == db["environment"]["REPLICATION_PASSWORD"]
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in replica["volumes"])
+    for app in apps.values():
+        read_url = app["environment"][READ_DATABASE_URL_ENV]
+        assert read_url == app["environment"][DATABASE_URL_ENV].replace("@db:", "@db-replica:")
+        assert app["depends_on"]["db-replica"]["condition"] == "service_healthy"
+
+
 def replica_settings(compose: dict[str, Any], dot_env: dict[str, str]) -> Settings:
     """The Settings the first replica builds from its compose environment, with ``dot_env`` as .env."""
     env = compose["services"]["app1"]["environment"]
@@ -131,6 +170,8 @@ def test_compose_environment_builds_settings_and_the_app(compose: dict[str, Any]
     settings = replica_settings(compose, {KEYS_ENV: KEY_A})  # DEMO_HTTPS_ONLY falls back to its default
     assert settings.keys == (KEY_A,)
     assert settings.database_url.startswith("postgresql+asyncpg://")
+    assert settings.read_database_url is not None
+    assert settings.read_database_url.startswith("postgresql+asyncpg://")
     assert settings.https_only is False
     assert settings.cookie_name == "session"  # plain HTTP on 127.0.0.1:8080
     assert settings.docs is False
