@@ -62,4 +62,4 @@ def ours_cookie(data: dict[str, Any], *, last_active_ago: int = 0) -> str:
     """
     sealer = Sealer(KEY, "session")
     then = int(time.time()) - last_active_ago
-    return "session=" + sealer.seal(data, issued_at=then, expires_at=sealer.lifetime.expires_at(then), now=then)
+    return "session=" + sealer.seal(data, issued_at=then, expires_at=sealer.lifetime.expiry_for(then), last_active=then)

@@ -120,12 +120,13 @@ class TargetResult:
 
     @property
     def margin(self) -> float | None:
-        """How far inside (positive) or outside (negative) the threshold, relative to it."""
+        """How far inside (positive) or outside (negative) the threshold: relative to it, absolute if it is 0."""
         if self.measured is None:
             return None
+        scale = abs(self.target.threshold) or 1.0
         if self.target.comparison == "<=":
-            return (self.target.threshold - self.measured) / self.target.threshold
-        return (self.measured - self.target.threshold) / self.target.threshold
+            return (self.target.threshold - self.measured) / scale
+        return (self.measured - self.target.threshold) / scale
 
     def describe(self) -> str:
         t = self.target
@@ -134,9 +135,10 @@ class TargetResult:
         margin = self.margin
         assert margin is not None
         how = "inside" if margin >= 0 else "outside"
+        far = f"{abs(margin):.3g}" if t.threshold == 0 else f"{abs(margin) * 100:.1f}%"
         return (
             f"{t.description}: {self.measured:.3f} (target {t.comparison} {t.threshold:g}) "
-            f"{self.status.upper()}, {abs(margin) * 100:.1f}% {how}"
+            f"{self.status.upper()}, {far} {how}"
         )
 
 

@@ -1,7 +1,8 @@
 """The claims the benchmarks check, as ratio targets: what sealing, revocation and scale-out cost.
 
 Each key names a median ratio in the results: ``<section>.<row>`` is that row against its
-section's baseline; keys under ``derived.`` are computed from several rows (see ``inprocess`` and ``scenarios``).
+section's baseline; keys under ``derived.`` are computed from several rows (see ``inprocess`` and ``scenarios``),
+or, for ``derived.replica-primary-statements-per-1000``, counted: statements per 1,000 requests.
 """
 
 from __future__ import annotations
@@ -42,4 +43,13 @@ SERVER = [
         0.95,
     ),
     Target("server.scaleout.2 processes", "scale-out: 2 processes / 1 process", ">=", 1.6),
+    Target(
+        "derived.replica-primary-statements-per-1000",
+        "read replica: statements reaching the primary per 1,000 requests with read_db, no session missing",
+        "<=",
+        0,
+    ),
+    Target(
+        "server.replica.ours+replica", "read replica: check on the replica / on the primary, within 10%", ">=", 0.90
+    ),
 ]

@@ -1,15 +1,18 @@
-"""An authenticated FastAPI request, six ways: the session, then the user from the database.
+"""An authenticated FastAPI request, seven ways: the session, then the user from the database.
 
 Configured by environment variables, read once by :func:`create_app` (uvicorn's ``--factory``):
 
 - ``BENCH_AUTH``:
   ``ours``: ``SessionAuth.current_user``, one SELECT that loads the user and checks the token;
+  ``ours+replica``: the same with ``read_db``: the check on a read replica, a miss confirmed on
+  the primary;
   ``devices``: the same in per-device mode, one SELECT joining the user and its device row;
   ``by-id``: the same code path with the token condition removed (the cost of revocation);
   ``by-id-plain``: what an app without revocation would write, ``db.get(User, id)``;
   ``table``: a classic server-side session table: look up the session row, then the user;
   ``redis``: starsessions in Redis for the session, then the user by id, as ``by-id-plain``.
 - ``BENCH_DB_URL``: SQLAlchemy async URL; ``BENCH_SUFFIX``: suffix of the table names;
+  ``BENCH_READ_DB_URL``: the replica's URL, for ``ours+replica``;
   ``BENCH_REDIS_URL`` and ``BENCH_REDIS_PREFIX``: for ``redis``.
 
 Routes: ``/health``; ``/login?uid=N`` starts a session for user N; ``/me`` needs a user and
@@ -74,7 +77,9 @@ def make_models(suffix: str) -> tuple[type[DeclarativeBase], type[Any], type[Any
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         return create_async_engine(url)
-    return create_async_engine(url, pool_size=20, max_overflow=0)
+    # Seven variants run side by side against one server: 7 x 12 stays under PostgreSQL's default
+    # max_connections of 100, leaving room for the harness and anything else on the machine.
+    return create_async_engine(url, pool_size=12, max_overflow=0)
 
 
 async def setup(url: str, suffix: str) -> None:
@@ -134,6 +139,14 @@ def create_app() -> FastAPI:
 
     if variant == "devices":
         auth = SessionAuth(User, get_db, devices=Device, max_devices=None)
+    elif variant == "ours+replica":
+        replica = async_sessionmaker(make_engine(os.environ["BENCH_READ_DB_URL"]), expire_on_commit=False)
+
+        async def get_read_db() -> AsyncIterator[AsyncSession]:
+            async with replica() as db:
+                yield db
+
+        auth = SessionAuth(User, get_db, read_db=get_read_db)
     else:
         auth = (ByIdAuth if variant == "by-id" else SessionAuth)(User, get_db)
 
@@ -160,6 +173,7 @@ def create_app() -> FastAPI:
     # Per variant: the session middleware, the login endpoint, and the dependency that finds the user.
     plans: dict[str, tuple[list[Middleware], Callable[..., Awaitable[str]], Callable[..., Awaitable[Any]]]] = {
         "ours": (sealed, login_sealed, auth.current_user),
+        "ours+replica": (sealed, login_sealed, auth.current_user),
         "devices": (sealed, login_device, auth.current_user),
         "by-id": (sealed, login_sealed, auth.current_user),
         "by-id-plain": (sealed, login_sealed, session_user),

@@ -34,7 +34,7 @@ def _unb64(text: str) -> bytes:
 
 def _sealed(sealer: Sealer, now: int) -> str:
     """SESSION_DATA sealed by ``sealer`` at ``now``."""
-    return sealer.seal(SESSION_DATA, issued_at=now, expires_at=now + LIFETIME, now=now)
+    return sealer.seal(SESSION_DATA, issued_at=now, expires_at=now + LIFETIME, last_active=now)
 
 
 def _inputs(sealer: Sealer) -> tuple[int, bytes, bytes]:
@@ -59,10 +59,10 @@ def seal_group() -> Group:
         return _b64(nonce + crypto_secretbox_easy(plaintext, nonce, raw_key))
 
     def ours() -> str:
-        return sealer.seal_json(data_json, issued_at=now, expires_at=now + LIFETIME, now=now)
+        return sealer.seal_json(data_json, issued_at=now, expires_at=now + LIFETIME, last_active=now)
 
     def ours_json() -> str:
-        return sealer.seal(SESSION_DATA, issued_at=now, expires_at=now + LIFETIME, now=now)
+        return sealer.seal(SESSION_DATA, issued_at=now, expires_at=now + LIFETIME, last_active=now)
 
     return Group(
         "seal",

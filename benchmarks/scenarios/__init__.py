@@ -2,10 +2,12 @@
 
 ``generator`` checks the load generator (its ceiling, and a cross-check with wrk); ``middleware``
 compares session middlewares and cookie sizes; ``node`` measures the JavaScript reference;
-``auth`` compares authenticated requests, and their scale-out. Each scenario starts its servers
+``auth`` compares authenticated requests, and their scale-out; ``replica`` checks sessions on a
+streaming PostgreSQL replica and counts what still reaches the primary. Each scenario starts its servers
 once and measures with :func:`benchmarks.harness.measure`. Servers are always stopped, database
 tables always dropped and Redis keys always deleted, even when a scenario fails; a scenario that
-cannot run (no Redis, no PostgreSQL, no Node) is skipped with a note in the report.
+cannot run (no Redis, no PostgreSQL, no Node, no PostgreSQL server programs for a replica pair)
+is skipped with a note in the report.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .auth import scenario_auth, scenario_scaleout
 from .generator import scenario_ceiling, scenario_wrk
 from .middleware import scenario_middleware, scenario_sizes
 from .node import scenario_node
+from .replica import scenario_replica
 
 __all__ = ["SCENARIOS", "run"]
 
@@ -31,6 +34,7 @@ SCENARIOS: dict[str, Scenario] = {
     "node": scenario_node,
     "auth": scenario_auth,
     "scaleout": scenario_scaleout,
+    "replica": scenario_replica,
     "sizes": scenario_sizes,
     "wrk": scenario_wrk,
 }

@@ -6,9 +6,10 @@ import ast
 from pathlib import Path
 
 import pytest
+from fastapi.routing import APIRoute
 
 import benchmarks
-from benchmarks import stores, targets
+from benchmarks import scenarios, stores, targets
 from benchmarks.inprocess.asgi import overhead_ratios
 from benchmarks.inprocess.runner import Case, Group, GroupResult, calibrate, run_groups
 
@@ -96,6 +97,7 @@ def test_every_target_names_a_ratio_the_run_produces() -> None:
         "server.middleware.ours read",
         "server.middleware.ours write",
         "server.scaleout.2 processes",
+        "server.replica.ours+replica",
     }
     for target in [*targets.IN_PROCESS, *targets.SERVER]:
         if target.key.startswith("derived."):
@@ -103,6 +105,52 @@ def test_every_target_names_a_ratio_the_run_produces() -> None:
             assert stem in source or target.key in source, target.key
         else:
             assert target.key in rows, target.key
+
+
+def test_replica_scenario_is_registered_and_produces_its_targets() -> None:
+    """``--scenario replica`` exists, and its section and rows are the ones its targets name."""
+    from benchmarks.scenarios import replica
+
+    assert scenarios.SCENARIOS["replica"] is replica.scenario_replica
+    rows = {f"{replica.KEY}.{name}" for name, _ in replica.VARIANTS if name != "ours"}
+    replica_targets = {t.key for t in targets.SERVER if "replica" in t.key}
+    assert replica_targets == {"server.replica.ours+replica", "derived.replica-primary-statements-per-1000"}
+    assert "server.replica.ours+replica" in rows
+    zero = next(t for t in targets.SERVER if t.key == "derived.replica-primary-statements-per-1000")
+    assert (zero.comparison, zero.threshold) == ("<=", 0)
+
+
+def test_replica_scenario_skips_without_a_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where no primary/replica pair can be built, the scenario is a skipped section saying why."""
+    from tests.replica import pgpair
+
+    from benchmarks.scenarios import replica
+
+    monkeypatch.setattr(pgpair, "unavailable_reason", lambda: "no initdb here")
+    sections, derived = replica.scenario_replica({}, lambda message: None)
+    assert derived == {}
+    (section,) = sections
+    assert section.key == "server.replica"
+    assert section.rows == []
+    assert section.notes == ["skipped: no PostgreSQL primary/replica pair: no initdb here"]
+
+
+def test_auth_app_builds_the_replica_variant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``BENCH_AUTH=ours+replica`` gives an app whose auth checks on ``BENCH_READ_DB_URL`` (no connection yet)."""
+    from benchmarks.apps import auth
+
+    monkeypatch.setenv("BENCH_AUTH", "ours+replica")
+    monkeypatch.setenv("BENCH_SUFFIX", "t")
+    monkeypatch.setenv("BENCH_DB_URL", "postgresql+asyncpg://postgres@127.0.0.1:1/primary")
+    monkeypatch.setenv("BENCH_READ_DB_URL", "postgresql+asyncpg://postgres@127.0.0.1:2/replica")
+    app = auth.create_app()
+    (me,) = [route for route in app.routes if isinstance(route, APIRoute) and route.path == "/me"]
+    calls, todo = [], list(me.dependant.dependencies)
+    while todo:
+        dependency = todo.pop()
+        calls.append(getattr(dependency.call, "__name__", ""))
+        todo += dependency.dependencies
+    assert {"get_db", "get_read_db"} <= set(calls)
 
 
 def test_profile_names_the_case_and_its_functions() -> None:

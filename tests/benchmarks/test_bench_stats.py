@@ -118,6 +118,19 @@ def test_target_at_least() -> None:
     assert "MET, 12.5% inside" in TargetResult(target, 0.9).describe()
 
 
+def test_target_of_zero() -> None:
+    """A target of 0 (a count that must vanish) is judged, with its margin in absolute units."""
+    target = Target("k", "primary statements per 1,000", "<=", 0)
+    zero = TargetResult(target, 0.0)
+    assert zero.status == "met"
+    assert zero.margin == 0.0
+    assert "MET, 0 inside" in zero.describe()
+    some = TargetResult(target, 2.5)
+    assert some.status == "missed"
+    assert some.margin == pytest.approx(-2.5)
+    assert "MISSED, 2.5 outside" in some.describe()
+
+
 def test_evaluate_marks_missing_ratios_not_run() -> None:
     """A target whose scenario did not run is reported as such, never as met."""
     targets = [Target("a", "A", ">=", 1.0), Target("b", "B", "<=", 1.0)]
