@@ -72,7 +72,7 @@ class _UserDependency(Generic[UserT]):
         """The session's user or ``None``; a dead session is emptied when ``clear`` is true."""
         check = self.auth.check
         try:
-            user = await check(db, session, statement=self.auth.statement, read_db=read_db)
+            user = await check(db, session, statement=self.auth.statement_override, read_db=read_db)
         except DatabaseUnavailable:
             raise self._unavailable() from None
         if user is None and clear and session.get(check.user_id_key) is not None:
@@ -146,7 +146,7 @@ async def watch_websocket(
             return
         try:
             async with open_db() as db:
-                user = await auth.check(db, session, statement=auth.statement)
+                user = await auth.check(db, session, statement=auth.statement_override)
         except DatabaseUnavailable:
             continue
         except Exception as exc:  # a broken open_db, say: never leave the socket unwatched

@@ -193,6 +193,14 @@ def device_store(
 ) -> DeviceStore[Any] | None:
     """The device table ``SessionAuth(devices=...)`` asks for, its options checked; ``None`` without one.
 
+    - ``device_max_age``: seconds a device lives from login (default 14 days: match the
+      middleware's ``max_age``; ``login_device(max_age=)`` for one device).
+    - ``max_devices``: per user (default 20); logging in beyond it ends the oldest. ``None``: no cap.
+    - ``device_idle_timeout``: match the middleware's ``idle_timeout``: a device unseen that long
+      (plus ``seen_interval``) is dead, off the list and purged. ``None``: off.
+    - ``seen_interval``: seconds between two ``last_seen_at`` writes for a device (default 15 min).
+    - ``record_ip``: store the client's address at login (off by default: privacy).
+
     Device options given without ``devices`` are a :class:`ConfigurationError`: they would be
     silently ignored (no idle expiry, no cap).
     """

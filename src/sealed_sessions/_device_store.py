@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, delete, literal, not_, select, update
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, bindparam, delete, literal, not_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 
@@ -109,21 +109,27 @@ class DeviceStore(Generic[DeviceT]):
 
     # -- the check --------------------------------------------------------------------------------
 
-    def join(self, statement: Select[Any], user_key: Any, proof: DeviceProof, now: int) -> Select[Any]:
-        """``statement`` joined to the session's device row: its id, owner, secret and expiry in the WHERE."""
+    def join(self, statement: Select[Any], user_key: Any) -> Select[Any]:
+        """``statement`` joined to the session's device row: its id, owner, secret and expiry in the
+        WHERE, as bound parameters (see :meth:`parameters`), so the statement can be built once."""
         device = self.model
         return statement.join(device, device.user_id == user_key).where(  # type: ignore[attr-defined]
-            device.id == proof.id,
-            device.secret_hash == hash_device_secret(proof.secret),
-            self._alive(now),
+            device.id == bindparam("device_id"),
+            device.secret_hash == bindparam("secret_hash"),
+            self._alive(bindparam("alive_at", type_=BigInteger())),
         )
 
-    def _alive(self, now: int) -> ColumnElement[bool]:
-        """Not expired, and (with an idle window) seen recently enough."""
+    def parameters(self, proof: DeviceProof, now: int) -> dict[str, Any]:
+        """The values of :meth:`join`'s parameters for ``proof`` at ``now``."""
+        return {"device_id": proof.id, "secret_hash": hash_device_secret(proof.secret), "alive_at": now}
+
+    def _alive(self, now: Any) -> ColumnElement[bool]:
+        """Not expired, and (with an idle window) seen recently enough, at ``now`` (a value or a parameter)."""
         device = self.model
-        alive = device.expires_at > literal(now, BigInteger())
+        at = now if isinstance(now, ColumnElement) else literal(now, BigInteger())
+        alive = device.expires_at > at
         if self.idle_window is not None:
-            alive = and_(alive, device.last_seen_at > literal(now - self.idle_window, BigInteger()))
+            alive = and_(alive, device.last_seen_at > at - self.idle_window)
         return alive
 
     async def touch(self, db: AsyncSession, user_id: Any, device_id: str, now: int) -> None:

@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Generic, TypeAlias, TypeGuard, TypeVar
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, Engine, Select, inspect, literal, select
+from sqlalchemy import BigInteger, ColumnElement, Connection, Engine, Select, bindparam, inspect, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
@@ -121,6 +121,8 @@ class RevocationCheck(Generic[UserT]):
         self.seen_interval = seen_interval
         self.clock = clock
         self._replica_resumes_at = 0.0
+        self._prepared_query: Select[Any] | None = None
+        self._prepared_for: DeviceStore[Any] | None = None
         self.refusals = RejectionLog(
             "the session check", clock, reason_prefix="session_", template="%s refused a session: %s"
         )
@@ -169,7 +171,10 @@ class RevocationCheck(Generic[UserT]):
         if uid is None or not _plausible_token(token):
             self.refusals("malformed")
             return None
-        query = (statement or self.statement)(uid, token)
+        if statement is None:  # the usual case: one statement built once, values bound per request
+            query, params = self._prepared(), {"uid": uid, "token": token}
+        else:
+            query, params = statement(uid, token), {}
         touch: Callable[[AsyncSession], Awaitable[None]] | None = None
         if self.devices is not None:
             proof = device_proof(session)
@@ -177,7 +182,9 @@ class RevocationCheck(Generic[UserT]):
                 self.refusals("malformed")
                 return None
             now = int(self.clock())
-            query = self.devices.join(query, getattr(self.user_model, self._pk_name), proof, now)
+            if statement is not None:
+                query = self.devices.join(query, getattr(self.user_model, self._pk_name))
+            params.update(self.devices.parameters(proof, now))
             if self._seen_due(session, now):
                 devices = self.devices
 
@@ -185,9 +192,9 @@ class RevocationCheck(Generic[UserT]):
                     await devices.touch(db, uid, proof.id, now)
 
         if read_db is None:
-            user = await self.load(db, query)
+            user = await self.load(db, query, params)
         else:
-            user = await self._on_replica(read_db, db, query)
+            user = await self._on_replica(read_db, db, query, params)
         if user is None:
             self.refusals("revoked")
         elif touch is not None and await self._touch(db, touch):
@@ -206,7 +213,9 @@ class RevocationCheck(Generic[UserT]):
             return False
         return True
 
-    async def _on_replica(self, read_db: AsyncSession, db: AsyncSession, query: Select[Any]) -> UserT | None:
+    async def _on_replica(
+        self, read_db: AsyncSession, db: AsyncSession, query: Select[Any], params: dict[str, Any]
+    ) -> UserT | None:
         """The check on a read replica, with the primary as the judge of every doubt.
 
         A hit on the replica is trusted (a revocation is seen once the replica has replayed it). A
@@ -217,9 +226,9 @@ class RevocationCheck(Generic[UserT]):
         """
         now = self.clock()
         if now < self._replica_resumes_at:  # a replica that just failed is not tried on every request
-            return await self.load(db, query)
+            return await self.load(db, query, params)
         try:
-            user = await self.load(read_db, query, what="session check on the replica")
+            user = await self.load(read_db, query, params, what="session check on the replica")
         except DatabaseUnavailable:
             self._replica_resumes_at = now + REPLICA_RETRY
             logger.warning(
@@ -227,14 +236,32 @@ class RevocationCheck(Generic[UserT]):
                 REPLICA_RETRY,
                 extra={"reason": "replica_fallback"},
             )
-            return await self.load(db, query)
+            return await self.load(db, query, params)
         if user is None:
-            return await self.load(db, query)
+            return await self.load(db, query, params)
         return user
 
     def _seen_due(self, session: Mapping[str, Any], now: int) -> bool:
         seen = session.get(SEEN_KEY)
         return not isinstance(seen, int) or isinstance(seen, bool) or now - seen >= self.seen_interval
+
+    def _prepared(self) -> Select[Any]:
+        """The check's statement with the user id, token (and device) as bound parameters, built once.
+
+        Building a ``Select`` costs more than running it on a local database: the request path
+        only binds values. Rebuilt if ``devices`` was set after the first call.
+        """
+        if self._prepared_for is not self.devices or self._prepared_query is None:
+            model = self.user_model
+            key = getattr(model, self._pk_name)
+            uid = bindparam("uid", type_=BigInteger()) if self._pk_type is int else bindparam("uid")
+            query = select(model).where(key == uid, model.session_token == bindparam("token"))
+            if self._active is not None:
+                query = query.where(self._active)
+            if self.devices is not None:
+                query = self.devices.join(query, key)
+            self._prepared_query, self._prepared_for = query, self.devices
+        return self._prepared_query
 
     def statement(self, uid: UserId, token: str) -> Select[Any]:
         """The one ``SELECT``: by primary key, token (and active flag) in the same ``WHERE``."""
@@ -267,11 +294,18 @@ class RevocationCheck(Generic[UserT]):
                 return None
         return raw
 
-    async def load(self, db: AsyncSession, statement: Select[Any], *, what: str = "session check") -> UserT | None:
+    async def load(
+        self,
+        db: AsyncSession,
+        statement: Select[Any],
+        params: dict[str, Any] | None = None,
+        *,
+        what: str = "session check",
+    ) -> UserT | None:
         """Run ``statement`` as the check's unit of work (see :mod:`._unit_of_work`): the row's user
         or ``None``. Raises ``DatabaseUnavailable``, logged, if the database fails."""
         user: UserT | None = await guarded(
-            load_one(db, statement, mapper=self._mapper, autocommit=self.autocommit), what
+            load_one(db, statement, params, mapper=self._mapper, autocommit=self.autocommit), what
         )
         return user
 

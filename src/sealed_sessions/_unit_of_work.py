@@ -45,10 +45,17 @@ def uses_autocommit(choice: bool | None, bind: Engine | Connection) -> bool:
     return bind.dialect.driver == "asyncpg"
 
 
-async def load_one(db: AsyncSession, statement: Select[Any], *, mapper: Mapper[Any], autocommit: bool | None) -> Any:
+async def load_one(
+    db: AsyncSession,
+    statement: Select[Any],
+    params: dict[str, Any] | None = None,
+    *,
+    mapper: Mapper[Any],
+    autocommit: bool | None,
+) -> Any:
     """The one row ``statement`` selects, or ``None``. Database errors propagate (wrap the call in
     :func:`guarded`), after rolling back a unit of work of its own so ``db`` stays usable."""
-    return await _unit(db, mapper, autocommit, lambda: _scalar(db, statement))
+    return await _unit(db, mapper, autocommit, lambda: _scalar(db, statement, params))
 
 
 async def write_one(
@@ -59,8 +66,8 @@ async def write_one(
     await _unit(db, mapper, autocommit, lambda: write(db))
 
 
-async def _scalar(db: AsyncSession, statement: Select[Any]) -> Any:
-    return (await db.execute(statement)).scalar_one_or_none()
+async def _scalar(db: AsyncSession, statement: Select[Any], params: dict[str, Any] | None) -> Any:
+    return (await db.execute(statement, params)).scalar_one_or_none()
 
 
 async def _unit(db: AsyncSession, mapper: Mapper[Any], autocommit: bool | None, work: Callable[[], Awaitable[T]]) -> T:

@@ -50,7 +50,7 @@ from ._device_sessions import DEFAULT_MAX_DEVICES, DeviceMode, device_store, res
 from ._device_store import SEEN_INTERVAL, device_proof
 from ._errors import ConfigurationError, DatabaseUnavailable, UnsupportedModel, UnusableUser
 from ._lifetime import check_seconds
-from ._revocation import REPLICA_RETRY, TOKEN_KEY, USER_ID_KEY, RevocationCheck, UserId, UserT
+from ._revocation import REPLICA_RETRY, TOKEN_KEY, USER_ID_KEY, RevocationCheck, StatementFactory, UserId, UserT
 from ._sealer import DEFAULT_MAX_AGE
 from ._unit_of_work import guarded
 from .sqlalchemy import _identity, rotate_session_token
@@ -103,13 +103,9 @@ class SessionAuth(DeviceMode[UserT]):
       ``BEGIN`` and ``COMMIT`` round trips (see the README).
     - ``clock``: gives the login time (default :func:`time.time`).
     - ``devices``: a model using :class:`~sealed_sessions.sqlalchemy.DeviceSessionMixin`
-      switches on per-device sessions (one row per login, still one ``SELECT`` per request); then
-      ``device_max_age`` (seconds a device lives, default 14 days: match the middleware's
-      ``max_age``), ``max_devices`` (per user, default 20, oldest ended first; ``None``: no cap),
-      ``device_idle_timeout`` (match the middleware's ``idle_timeout``: a device unseen that long
-      is dead, off the list and purged),
-      ``seen_interval`` (seconds between two ``last_seen_at`` writes, default 15 minutes) and
-      ``record_ip`` (store the address at login; off by default). See :meth:`login_device`.
+      switches on per-device sessions, with ``device_max_age``, ``max_devices``,
+      ``device_idle_timeout``, ``seen_interval`` and ``record_ip``: see
+      :mod:`sealed_sessions._device_sessions` and :meth:`login_device`.
     - ``read_db``: a dependency giving an ``AsyncSession`` on a read replica. The check runs
       there; a miss is confirmed on the primary before the session is refused, a failing replica
       falls back to the primary, and every write goes to ``get_db``. :attr:`primary_user` checks
@@ -230,6 +226,13 @@ class SessionAuth(DeviceMode[UserT]):
     def autocommit_check(self) -> bool | None:
         """The ``autocommit_check`` option, as the :attr:`check` holds it."""
         return self.check.autocommit
+
+    @property
+    def statement_override(self) -> StatementFactory | None:
+        """:meth:`statement` when it is overridden (the check then builds it per request),
+        else ``None``: the check's own statement, built once, with values bound per request."""
+        statement = self.statement
+        return None if getattr(statement, "__func__", None) is SessionAuth.statement else statement
 
     def statement(self, uid: UserId, token: str) -> Select[Any]:
         """The check's one ``SELECT`` (see :meth:`RevocationCheck.statement`); a subclass may override it."""

@@ -8,20 +8,20 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Request
-from sqlalchemy import event, select, update
+from fastapi import FastAPI
+from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from sealed_sessions import SessionMiddleware
-from sealed_sessions.fastapi import DatabaseUnavailable, SessionAuth
-from tests.helpers import KEY_A, ClientFactory, FakeClock
+from sealed_sessions.fastapi import SessionAuth
+from tests.helpers import ClientFactory
 
 from .device_harness import make_device_model
 from .harness import make_user_model
+from .replica_app import replica_app
 
 
 @dataclass
@@ -61,47 +61,12 @@ async def build_pair(tmp_path: Path, *, devices: bool = False) -> Pair:
         def record(conn: Any, cursor: Any, statement: str, *args: Any, _name: str = name) -> None:
             sent[_name].append(statement)
 
-    async def get_db() -> AsyncIterator[AsyncSession]:
-        async with AsyncSession(down if state["primary_down"] else primary, expire_on_commit=False) as db:
-            yield db
-
-    async def get_read_db() -> AsyncIterator[AsyncSession]:
-        async with AsyncSession(down if state["replica_down"] else replica, expire_on_commit=False) as db:
-            yield db
-
-    clock = FakeClock()
-    auth: SessionAuth[Any] = SessionAuth(
-        user, get_db, read_db=get_read_db, session_cookie="session", clock=clock, devices=device
+    app, auth = replica_app(
+        user,
+        lambda: down if state["primary_down"] else primary,
+        lambda: down if state["replica_down"] else replica,
+        device=device,
     )
-    app = FastAPI()
-    app.add_middleware(SessionMiddleware, secret_key=KEY_A, clock=clock, https_only=False)
-    app.add_exception_handler(DatabaseUnavailable, auth.database_unavailable_response)
-    Current = Annotated[Any, Depends(auth.current_user)]
-    Primary = Annotated[Any, Depends(auth.primary_user)]
-    DB = Annotated[AsyncSession, Depends(get_db)]
-
-    @app.post("/login/{name}")
-    async def login(name: str, request: Request, db: DB) -> dict[str, str]:
-        found = (await db.execute(select(user).where(user.name == name))).scalar_one()
-        if devices:
-            await auth.login_device(db, request, found)
-        else:
-            auth.login(request, found)
-        return {"ok": "yes"}
-
-    @app.get("/me")
-    async def me(current: Current) -> dict[str, str]:
-        return {"name": current.name}
-
-    @app.get("/settings")
-    async def settings(current: Primary) -> dict[str, str]:
-        return {"name": current.name}
-
-    @app.post("/revoke")
-    async def revoke(current: Primary, db: DB) -> dict[str, str]:
-        await auth.revoke(db, current)
-        return {"ok": "yes"}
-
     pair = Pair(app, auth, user, primary, replica, primary_file, replica_file, sent, state)
     async with AsyncSession(primary) as db:
         db.add(user(name="ada"))

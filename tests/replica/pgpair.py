@@ -89,6 +89,10 @@ def _major(version: str) -> int:
     return int(version) if version.isdigit() else -1
 
 
+REQUIRE_ENV = "SEALED_TEST_REQUIRE_PGPAIR"
+"""Set (as .ci/run does) to fail, not skip, when the pair cannot be started."""
+
+
 def unavailable_reason() -> str | None:
     """Why a pair cannot be built on this machine, or None when it can."""
     if find_bindir() is None:
@@ -496,6 +500,8 @@ def pg_pair_session() -> Iterator[PgPair]:
     """One primary + streaming replica for the whole session; skips where it cannot be built."""
     reason = unavailable_reason()
     if reason:
+        if os.environ.get(REQUIRE_ENV):  # CI sets it: a pair that cannot start is a failure there
+            pytest.fail(f"no PostgreSQL replica pair, and {REQUIRE_ENV} is set: {reason}")
         pytest.skip(f"no PostgreSQL replica pair: {reason}")
     with running_pair() as pair:
         yield pair

@@ -13,21 +13,18 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy import event, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from fastapi import FastAPI
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from sealed_sessions import SessionMiddleware
-from sealed_sessions.fastapi import REPLICA_RETRY, DatabaseUnavailable, SessionAuth
+from sealed_sessions.fastapi import REPLICA_RETRY, SessionAuth
 from tests.fastapi.device_harness import make_device_model
 from tests.fastapi.harness import make_user_model
-from tests.helpers import KEY_A, FakeClock
+from tests.fastapi.replica_app import replica_app
 from tests.replica.pgpair import PgPair
 
 REFUSED_WITHIN_MARGIN = 1.0
@@ -83,73 +80,14 @@ def build_app(pair: PgPair, *, devices: bool = False) -> ReplicaApp:
     device = make_device_model(base, user, f"devices_{suffix}") if devices else None
     primary = create_async_engine(pair.primary_url, pool_pre_ping=True)
     replica = create_async_engine(pair.replica_url, pool_pre_ping=True)
-    built = ReplicaApp(FastAPI(), None, user, primary, replica)  # type: ignore[arg-type]  # auth set below
+    built = ReplicaApp(FastAPI(), None, user, primary, replica)  # type: ignore[arg-type]  # app and auth set below
     for name, engine in (("primary", primary), ("replica", replica)):
 
         @event.listens_for(engine.sync_engine, "before_cursor_execute")
         def record(conn: Any, cursor: Any, statement: str, *args: Any, _name: str = name) -> None:
             built.sent[_name].append(statement)
 
-    async def get_db() -> AsyncIterator[AsyncSession]:
-        async with AsyncSession(primary, expire_on_commit=False) as db:
-            yield db
-
-    async def get_read_db() -> AsyncIterator[AsyncSession]:
-        async with AsyncSession(replica, expire_on_commit=False) as db:
-            yield db
-
-    clock = FakeClock()
-    auth: SessionAuth[Any] = SessionAuth(
-        user, get_db, read_db=get_read_db, session_cookie="session", clock=clock, devices=device
-    )
-    built.auth = auth
-    app = built.app
-    app.add_middleware(SessionMiddleware, secret_key=KEY_A, clock=clock, https_only=False)
-    app.add_exception_handler(DatabaseUnavailable, auth.database_unavailable_response)
-
-    async def write_failed(request: Request, exc: Exception) -> JSONResponse:
-        """A route's own write that the primary could not take: 503, as the dependencies answer."""
-        return JSONResponse({"detail": "Service temporarily unavailable"}, 503, {"Retry-After": "5"})
-
-    app.add_exception_handler(SQLAlchemyError, write_failed)
-    app.add_exception_handler(OSError, write_failed)  # asyncpg's refused connection is a bare OSError
-    Current = Annotated[Any, Depends(auth.current_user)]
-    Primary = Annotated[Any, Depends(auth.primary_user)]
-    DB = Annotated[AsyncSession, Depends(get_db)]
-
-    @app.post("/login/{name}")
-    async def login(name: str, request: Request, db: DB) -> dict[str, str]:
-        found = (await db.execute(select(user).where(user.name == name))).scalar_one()
-        if devices:
-            await auth.login_device(db, request, found)
-        else:
-            auth.login(request, found)
-        return {"ok": "yes"}
-
-    @app.get("/me")
-    async def me(current: Current) -> dict[str, str]:
-        return {"name": current.name}
-
-    @app.get("/settings")
-    async def settings(current: Primary) -> dict[str, str]:
-        return {"name": current.name}
-
-    @app.post("/revoke")
-    async def revoke(current: Primary, db: DB) -> dict[str, str]:
-        await auth.revoke(db, current)
-        return {"ok": "yes"}
-
-    @app.post("/rename/{name}")
-    async def rename(name: str, current: Current, db: DB) -> dict[str, str]:
-        await db.execute(update(user).where(user.id == current.id).values(name=name))
-        await db.commit()
-        return {"ok": "yes"}
-
-    @app.post("/logout")
-    async def logout(request: Request, db: DB, current: Current) -> dict[str, str]:
-        await auth.logout_device(db, request)
-        return {"ok": "yes"}
-
+    built.app, built.auth = replica_app(user, lambda: primary, lambda: replica, device=device)
     return built
 
 
