@@ -33,22 +33,22 @@ from __future__ import annotations
 
 import logging
 import time
-import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any, Generic, TypeAlias, TypeGuard, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from sqlalchemy import BigInteger, ColumnElement, Connection, Engine, Select, bindparam, inspect, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 
+from ._credentials import parse_user_id, plausible_token
 from ._device_store import SEEN_INTERVAL, SEEN_KEY, DeviceStore, device_proof
 from ._errors import ConfigurationError, DatabaseUnavailable, UnsupportedModel
 from ._model_checks import active_condition, python_type
 from ._rejections import RejectionLog
 from ._unit_of_work import guarded, load_one, uses_autocommit, write_one
-from .sqlalchemy import SESSION_TOKEN_MAX_LENGTH, SessionTokenMixin, primary_key_of
+from .sqlalchemy import SessionTokenMixin, primary_key_of
 
 __all__ = ["REPLICA_RETRY", "TOKEN_KEY", "USER_ID_KEY", "RevocationCheck", "StatementFactory", "UserId"]
 
@@ -69,8 +69,6 @@ TOKEN_KEY = "_auth_token"  # noqa: S105 -- the name of a session key, not a secr
 
 REPLICA_RETRY = 5
 """Seconds the check stays on the primary after the replica failed, before trying it again."""
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class RevocationCheck(Generic[UserT]):
@@ -168,7 +166,7 @@ class RevocationCheck(Generic[UserT]):
             return None
         uid = self.parse_uid(raw_uid)
         token = session.get(self.token_key)
-        if uid is None or not _plausible_token(token):
+        if uid is None or not plausible_token(token):
             self.refusals("malformed")
             return None
         if statement is None:  # the usual case: one statement built once, values bound per request
@@ -279,20 +277,7 @@ class RevocationCheck(Generic[UserT]):
 
     def parse_uid(self, raw: object) -> UserId | None:
         """A session's user id as the primary key's Python type, or ``None`` if it cannot be one."""
-        if self._pk_type is int:
-            if isinstance(raw, int) and not isinstance(raw, bool) and _INT64_MIN <= raw <= _INT64_MAX:
-                return raw
-            return None
-        if not isinstance(raw, str) or not 0 < len(raw) <= 255 or _has_controls(raw):
-            # NUL and other controls only come from a session forged with the key, and PostgreSQL
-            # refuses a NUL with an error: without this, a 503 on every request instead of a 401.
-            return None
-        if self._pk_type is uuid.UUID:
-            try:
-                return uuid.UUID(raw)
-            except ValueError:
-                return None
-        return raw
+        return parse_user_id(raw, self._pk_type)
 
     async def load(
         self,
@@ -312,22 +297,3 @@ class RevocationCheck(Generic[UserT]):
     def uses_autocommit(self, bind: Engine | Connection) -> bool:
         """Whether a check that is its own unit of work runs in autocommit mode on ``bind``."""
         return uses_autocommit(self.autocommit, bind)
-
-
-def _has_controls(text: str) -> bool:
-    """Whether ``text`` holds a control character (C0, DEL, C1) or a lone surrogate."""
-    return any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
-
-
-def _plausible_token(token: object) -> TypeGuard[str]:
-    """A token worth a query: a non-empty printable ASCII string no longer than the column.
-
-    Anything else can only come from a session forged with the key; refusing it here keeps such
-    values (a NUL byte, which PostgreSQL rejects as an error) from turning into a 503 loop.
-    """
-    return (
-        isinstance(token, str)
-        and 0 < len(token) <= SESSION_TOKEN_MAX_LENGTH
-        and token.isascii()
-        and token.isprintable()
-    )

@@ -92,15 +92,10 @@ class SessionAuth(DeviceMode[UserT]):
     - ``scheme_name``, ``description``: the OpenAPI security scheme's name (by default
       ``SessionCookie``) and description.
     - ``retry_after``: the 503's ``Retry-After``, in whole seconds (default 5).
-    - ``active_attribute``: a boolean column (or hybrid property) that must be true; a ``NULL``
-      there refuses, like false. The default ``"is_active"`` is used if the model maps it, and a
-      plain Python ``@property`` of that name is refused at startup, since SQL cannot evaluate
-      it; any other name must exist; ``None`` never checks one.
-    - ``autocommit_check``: when the request's ``AsyncSession`` has begun nothing, the check is
-      a unit of work of its own, committed before the endpoint runs (see
-      :meth:`RevocationCheck.load`). ``True`` runs it in autocommit mode, ``False`` in a
-      transaction; ``None`` (the default) autocommits on asyncpg only, where that saves the
-      ``BEGIN`` and ``COMMIT`` round trips (see the README).
+    - ``active_attribute``: a boolean column or hybrid that must be true (``NULL`` refuses); the
+      default ``"is_active"`` if mapped; ``None`` checks none (see :class:`RevocationCheck`).
+    - ``autocommit_check``: how a check that is its own unit of work runs (see
+      :mod:`sealed_sessions._unit_of_work`): ``None`` autocommits on asyncpg only.
     - ``clock``: gives the login time (default :func:`time.time`).
     - ``devices``: a model using :class:`~sealed_sessions.sqlalchemy.DeviceSessionMixin`
       switches on per-device sessions, with ``device_max_age``, ``max_devices``,
@@ -213,13 +208,7 @@ class SessionAuth(DeviceMode[UserT]):
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> AbstractAsyncContextManager[None]:
         """While the ``async with`` block runs, re-check ``websocket``'s session every ``every`` seconds
-        (one statement each, on ``open_db()``) and close the socket with 1008 once it is revoked.
-
-        ::
-
-            async with auth.watching(websocket, Database, every=30):
-                async for message in websocket.iter_text(): ...
-        """
+        (one statement each, on ``open_db()``) and close the socket with 1008 once it is revoked."""
         return watching(self, websocket, open_db, every=every, sleep=sleep)
 
     @property
