@@ -17,3 +17,13 @@ def clock() -> FakeClock:
 def client_factory() -> ClientFactory:
     """Open an ``httpx.AsyncClient`` on an ASGI app over https://testserver (Secure cookies return)."""
     return https_client
+
+
+@pytest.fixture(autouse=True)
+def fresh_outage_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with its own database-outage log limiter, so one test's outages never mute another's."""
+    try:
+        import sealed_sessions._unit_of_work as unit_of_work
+    except ImportError:  # the core alone, without SQLAlchemy
+        return
+    monkeypatch.setattr(unit_of_work, "_OUTAGE_LOG", unit_of_work._OutageLog())

@@ -8,8 +8,8 @@ way (a transaction begun by the application, pending changes, or a session bound
 connection), it is one more statement in it.
 
 Any database failure (a SQLAlchemy error or an ``OSError``: refused, unreachable, pool exhausted,
-timeout, a missing column) becomes :class:`DatabaseUnavailable`, logged once on the
-``sealed_sessions`` logger with the exception classes only: SQLAlchemy's messages carry the
+timeout, a missing column) becomes :class:`DatabaseUnavailable`, logged on the ``sealed_sessions``
+logger (rate-limited, so an outage does not flood the log) with the exception classes only: SQLAlchemy's messages carry the
 statement's parameters, a revocation token among them.
 """
 
@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -114,11 +117,56 @@ async def guarded(operation: Awaitable[T], what: str = "session check") -> T:
     except (SQLAlchemyError, OSError) as exc:  # TimeoutError and ConnectionError are OSErrors
         unavailable = _unavailable(exc, what)
     # Raised outside the except block, so no traceback chains the database's own message.
-    if unavailable.connectivity:
-        logger.warning("%s", unavailable, extra={"reason": "database_unavailable", "error": unavailable.error})
-    else:
-        logger.error("%s", unavailable, extra={"reason": "database_error", "error": unavailable.error})
+    _OUTAGE_LOG(unavailable)
     raise unavailable
+
+
+class _OutageLog:
+    """Logs database failures without flooding the log during an outage.
+
+    Per minute, the first ``BURST`` failures of each kind (``database_unavailable``, a warning;
+    ``database_error``, an error) are logged one by one, the rest counted; the first failure of
+    the next minute logs one summary with the count. ``clock`` is replaceable for tests.
+    """
+
+    BURST = 10
+    WINDOW = 60
+
+    def __init__(self) -> None:
+        self.clock: Callable[[], float] = time.time
+        self._lock = threading.Lock()
+        self._window_start = 0.0
+        self._logged: Counter[str] = Counter()
+        self._suppressed: Counter[str] = Counter()
+
+    def __call__(self, unavailable: DatabaseUnavailable) -> None:
+        reason = "database_unavailable" if unavailable.connectivity else "database_error"
+        level = logging.WARNING if unavailable.connectivity else logging.ERROR
+        now = self.clock()
+        with self._lock:
+            if now - self._window_start >= self.WINDOW:
+                suppressed, self._suppressed = dict(self._suppressed), Counter()
+                self._logged.clear()
+                self._window_start = now
+            else:
+                suppressed = {}
+            quiet = self._logged[reason] >= self.BURST
+            if quiet:
+                self._suppressed[reason] += 1
+            else:
+                self._logged[reason] += 1
+        if suppressed:
+            logger.warning(
+                "%d more database failures in the last minute were not logged one by one: %s",
+                sum(suppressed.values()),
+                ", ".join(f"{k} {v}" for k, v in sorted(suppressed.items())),
+                extra={"reason": "suppressed", "suppressed": suppressed},
+            )
+        if not quiet:
+            logger.log(level, "%s", unavailable, extra={"reason": reason, "error": unavailable.error})
+
+
+_OUTAGE_LOG = _OutageLog()
 
 
 def _unavailable(exc: BaseException, what: str) -> DatabaseUnavailable:

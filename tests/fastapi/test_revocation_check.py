@@ -395,3 +395,32 @@ def test_login_refuses_a_user_whose_id_the_check_would_refuse() -> None:
     set_committed_value(good, "session_token", TOKEN)
     make_transient_to_detached(good)
     assert auth.session_data(good)["_auth_uid"] == "good id"
+
+
+@pytest.mark.case("M3")
+async def test_an_outage_does_not_flood_the_log(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Per minute, the first 10 database failures of a kind are logged, the rest counted into one summary."""
+    import sealed_sessions._unit_of_work as unit_of_work
+
+    now = [1_800_000_000.0]
+    log = unit_of_work._OutageLog()
+    log.clock = lambda: now[0]
+    monkeypatch.setattr(unit_of_work, "_OUTAGE_LOG", log)
+    caplog.set_level(logging.WARNING, "sealed_sessions")
+
+    async def refused() -> None:
+        raise ConnectionRefusedError("refused")
+
+    for _ in range(25):
+        with pytest.raises(DatabaseUnavailable):
+            await unit_of_work.guarded(refused())
+    assert [getattr(r, "reason", None) for r in caplog.records] == ["database_unavailable"] * 10
+    caplog.clear()
+    now[0] += 60
+    with pytest.raises(DatabaseUnavailable):
+        await unit_of_work.guarded(refused())
+    summary, resumed = caplog.records
+    assert summary.suppressed == {"database_unavailable": 15}  # type: ignore[attr-defined]
+    assert getattr(resumed, "reason", None) == "database_unavailable"
