@@ -9,8 +9,8 @@ connection), it is one more statement in it.
 
 Any database failure (a SQLAlchemy error or an ``OSError``: refused, unreachable, pool exhausted,
 timeout, a missing column) becomes :class:`DatabaseUnavailable`, logged on the ``sealed_sessions``
-logger (rate-limited, so an outage does not flood the log) with the exception classes only: SQLAlchemy's messages carry the
-statement's parameters, a revocation token among them.
+logger (rate-limited, so an outage does not flood the log) with the exception classes only:
+SQLAlchemy's messages carry the statement's parameters, a revocation token among them.
 """
 
 from __future__ import annotations
