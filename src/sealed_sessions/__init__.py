@@ -4,6 +4,7 @@ The core imports nothing beyond Starlette and PyNaCl. The FastAPI dependency and
 SQLAlchemy model mixin live in ``sealed_sessions.fastapi`` and ``sealed_sessions.sqlalchemy``.
 """
 
+from ._client_sessions import ClientSessionsCookie
 from ._errors import (
     ConfigurationError,
     InvalidCookie,
@@ -12,19 +13,25 @@ from ._errors import (
     SessionDataError,
     SessionTooLarge,
 )
+from ._flash import FlashMessage, flash, get_flashed_messages
 from ._keys import KeyInput, KeyRing, generate_key
 from ._middleware import SessionMiddleware
+from ._migration import LegacyCookie, LegacySession, StarletteCookie
 from ._payload import Opened
 from ._sealer import Sealer
-from ._session import Session
+from ._session import Session, SessionSchema
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClientSessionsCookie",
     "ConfigurationError",
+    "FlashMessage",
     "InvalidCookie",
     "KeyInput",
     "KeyRing",
+    "LegacyCookie",
+    "LegacySession",
     "Opened",
     "Reason",
     "SealedSessionsError",
@@ -32,7 +39,11 @@ __all__ = [
     "Session",
     "SessionDataError",
     "SessionMiddleware",
+    "SessionSchema",
     "SessionTooLarge",
+    "StarletteCookie",
     "__version__",
+    "flash",
     "generate_key",
+    "get_flashed_messages",
 ]

@@ -42,6 +42,7 @@ SameSite = Literal["lax", "strict", "none"]
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a valid cookie name
 _ATTRIBUTE_VALUE = re.compile(r"[\x21-\x2b\x2d-\x3a\x3c-\x7e]+")  # printable, no ';' ',' or space
 _EXPIRED = "expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; "
+_LONGEST_MAX_AGE = 2**63 - 1  # the widest Max-Age we could ever write (see _payload.MAX_TIMESTAMP)
 
 
 def default_name(*, secure: bool, path: str, domain: str | None) -> str:
@@ -106,17 +107,25 @@ class CookieOptions:
         self._flags = flags
         self._deletion = f"{name}=; path={path}; {_EXPIRED}{flags}"
 
-    def set_cookie(self, value: str, max_age: int | None) -> str:
-        """The ``Set-Cookie`` value for a sealed ``value``; raises :class:`SessionTooLarge`."""
+    def set_cookie(self, value: str, max_age: int | None, *, name: str | None = None) -> str:
+        """The ``Set-Cookie`` value for a sealed ``value``; raises :class:`SessionTooLarge`.
+
+        ``name`` sets another cookie with the same attributes (a part of a chunked session).
+        """
+        name = name or self.name
         age = "" if max_age is None else f"Max-Age={max_age}; "
-        header = f"{self.name}={value}; path={self.path}; {age}{self._flags}"
+        header = f"{name}={value}; path={self.path}; {age}{self._flags}"
         if len(header) > MAX_SET_COOKIE:
-            raise SessionTooLarge(len(header), MAX_SET_COOKIE, self.name)
+            raise SessionTooLarge(len(header), MAX_SET_COOKIE, name)
         return header
 
-    def deletion(self) -> str:
-        """The ``Set-Cookie`` value that makes the browser forget the cookie."""
-        return self._deletion
+    def deletion(self, name: str | None = None) -> str:
+        """The ``Set-Cookie`` value that makes the browser forget the cookie (or ``name``, same attributes)."""
+        return self._deletion if name is None else f"{name}=; path={self.path}; {_EXPIRED}{self._flags}"
+
+    def room(self, name: str) -> int:
+        """The longest value a ``Set-Cookie`` for ``name`` can carry within ``MAX_SET_COOKIE``."""
+        return MAX_SET_COOKIE - len(self.set_cookie("", _LONGEST_MAX_AGE, name=name))
 
     def find(self, headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
         """This cookie's values in the request's Cookie headers, in order, raw, at most ``MAX_SAME_NAME``."""

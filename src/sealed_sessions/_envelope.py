@@ -46,7 +46,8 @@ NONCE_SIZE = 24
 MAC_SIZE = 16
 HEADER_SIZE = 1 + KEY_ID_SIZE + NONCE_SIZE
 MAX_COOKIE_VALUE = 4096
-"""No cookie we issue is longer than this; anything longer is refused before decoding."""
+"""No cookie we issue is longer than this; anything longer is refused before decoding. A session
+split across several cookies (``max_chunks``) raises the bound to that many times this."""
 
 _VERSION_BYTE = bytes([VERSION])
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
@@ -81,9 +82,15 @@ class Envelope:
     Build it once per cookie name at startup; it holds the derived subkeys.
     """
 
-    __slots__ = ("_current_id", "_current_key", "_keys", "_v1_keys")
+    __slots__ = ("_current_id", "_current_key", "_keys", "_v1_keys", "max_length")
 
-    def __init__(self, keys: KeyRing, cookie_name: str, context: str = "") -> None:
+    max_length: int
+    """Longest value :meth:`open` decodes; longer ones are refused first (``TOO_LARGE``)."""
+
+    def __init__(
+        self, keys: KeyRing, cookie_name: str, context: str = "", *, max_length: int = MAX_COOKIE_VALUE
+    ) -> None:
+        self.max_length = max_length
         self._keys = keys.subkeys(cookie_name, context)
         self._v1_keys = {} if context else keys.v1_subkeys(cookie_name)
         self._current_id = keys.key_ids[0]
@@ -109,7 +116,7 @@ class Envelope:
         Refuses oversized input before decoding it, and picks the key by id: one MAC check at
         most, whatever the number of keys.
         """
-        if len(value) > MAX_COOKIE_VALUE:
+        if len(value) > self.max_length:
             raise InvalidCookie(Reason.TOO_LARGE)
         if len(value) < _MIN_TEXT:
             raise InvalidCookie(Reason.MALFORMED)

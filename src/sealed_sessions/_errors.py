@@ -90,6 +90,10 @@ class Reason(enum.StrEnum):
     first that opens is used. Logged as an observation, not a refusal, unless none opens."""
     AMBIGUOUS = "ambiguous"
     """Two different values of this name both opened: neither is trusted, the session is empty."""
+    MISSING_CHUNK = "missing_chunk"
+    """A session split across several cookies arrived without all of its parts."""
+    SCHEMA = "schema"
+    """Authentic, but the data no longer fits the application's session schema (``schema=``)."""
 
 
 class InvalidCookie(SealedSessionsError):

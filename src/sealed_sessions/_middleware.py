@@ -7,26 +7,31 @@ meanings, same ``scope["session"]``, two stricter defaults (``https_only=True``,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._chunks import Chunks
 from ._cookie import CookieOptions, default_name
-from ._errors import InvalidCookie, Reason, SessionDataError
+from ._errors import InvalidCookie, Reason
 from ._headers import header_list, keep_out_of_shared_caches, vary_on_cookie
 from ._keys import KeyInput
+from ._legacy import LegacyReaders
 from ._lifetime import expiry
+from ._migration import LegacyCookie
 from ._payload import Opened, dump_data
 from ._rejections import RejectionLog
 from ._sealer import DEFAULT_MAX_AGE, Sealer
-from ._session import Session
+from ._session import Session, SessionSchema
 
 __all__ = ["MAX_MAC_CHECKS", "SessionMiddleware"]
 
 MAX_MAC_CHECKS = 4
 """MACs checked per request at most, however many values of our cookie arrive (bounded CPU)."""
-_REFUSED_BEFORE_THE_MAC = frozenset({Reason.TOO_LARGE, Reason.MALFORMED, Reason.UNKNOWN_VERSION, Reason.UNKNOWN_KEY})
+_REFUSED_BEFORE_THE_MAC = frozenset(
+    {Reason.TOO_LARGE, Reason.MALFORMED, Reason.UNKNOWN_VERSION, Reason.UNKNOWN_KEY, Reason.MISSING_CHUNK}
+)
 
 
 class SessionMiddleware:
@@ -42,6 +47,10 @@ class SessionMiddleware:
     A response that sets the cookie is marked ``Cache-Control: private``; one that read the
     session gets ``Vary: Cookie``. A read-only request whose session holds only plain values
     does no JSON encoding at all.
+
+    Beyond Starlette, all off by default: ``max_chunks`` (a session spans cookies), ``compress``
+    (mind the length leak), ``legacy`` (migrate Starlette or node-client-sessions cookies once),
+    ``schema`` (check the data of every cookie that opens, :mod:`sealed_sessions.typed`).
 
     Stacking: give each instance its own ``session_cookie`` and ``scope_key`` (the session is
     ``scope[scope_key]``; ``request.session`` is ``scope["session"]``).
@@ -62,6 +71,12 @@ class SessionMiddleware:
     """Seconds since the epoch; injectable for tests."""
     rejections: RejectionLog
     """Refused cookies: rate-limited logging, and ``rejections.counts`` per reason since start."""
+    chunks: Chunks
+    """How a session is split across cookies (one cookie unless ``max_chunks`` is raised)."""
+    legacy: LegacyReaders
+    """The legacy cookies read when ours is absent (none unless ``legacy`` is given)."""
+    schema: SessionSchema | None
+    """Checks the data of every cookie that opens, or ``None``."""
 
     def __init__(
         self,
@@ -79,6 +94,10 @@ class SessionMiddleware:
         context: str = "",
         scope_key: str = "session",
         clock: Callable[[], float] = time.time,
+        max_chunks: int = 1,
+        compress: bool = False,
+        legacy: LegacyCookie | Sequence[LegacyCookie] = (),
+        schema: SessionSchema | None = None,
     ) -> None:
         self.app = app
         if session_cookie is None:
@@ -91,10 +110,21 @@ class SessionMiddleware:
             domain=domain,
             partitioned=partitioned,
         )
-        self.sealer = Sealer(secret_key, session_cookie, max_age=max_age, idle_timeout=idle_timeout, context=context)
+        self.chunks = Chunks(self.cookie, max_chunks)
+        self.sealer = Sealer(
+            secret_key,
+            session_cookie,
+            max_age=max_age,
+            idle_timeout=idle_timeout,
+            context=context,
+            max_length=self.chunks.max_length,
+            compress=compress,
+        )
         self.scope_key = scope_key
         self.clock = clock
         self.rejections = RejectionLog(session_cookie, clock)
+        self.legacy = LegacyReaders(legacy, self.cookie, self.sealer.lifetime, clock)
+        self.schema = schema
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -102,7 +132,16 @@ class SessionMiddleware:
             return
 
         now = int(self.clock())
-        session = Session(opened=self._open(scope, now))
+        opened = self._open(scope, now)
+        migrated_from = None
+        if opened is None and self.legacy:
+            opened, migrated_from = self.legacy.open(scope["headers"], now)
+        rewrite = migrated_from is not None
+        if opened is not None and self.schema is not None:
+            opened, rewrite = self._fit(opened, rewrite)
+        session = Session(opened=opened)
+        if rewrite:
+            session.modified = True  # migrated data must be sealed anew, whatever the app does
         scope[self.scope_key] = session
         if scope["type"] == "websocket":  # read-only: a handshake cannot set cookies portably
             await self.app(scope, receive, send)
@@ -110,8 +149,10 @@ class SessionMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                _adopt_replacement(session, scope.get(self.scope_key, session))
-                self._finish(message, session, now)
+                if session.finishers:
+                    session.run_finishers()
+                session.adopt(scope.get(self.scope_key, session))
+                self._finish(message, session, now, scope["headers"], migrated_from)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
@@ -119,11 +160,11 @@ class SessionMiddleware:
     def _open(self, scope: Scope, now: int) -> Opened | None:
         """The valid session in the request's cookie, if any; bad ones are logged and dropped.
 
-        Several values of our name (a cookie planted for a more specific path or a parent domain)
-        are tried in order and the first that opens is used, so planted garbage cannot lock a user
-        out. Two *different* values that both open are ambiguous (a planted valid session would
-        swap accounts): neither is used. Values refused before their MAC is checked (malformed,
-        unknown version or key) cost next to nothing; at most ``MAX_MAC_CHECKS`` MACs are checked.
+        Several values of our name (one planted for a narrower path or a parent domain) are tried
+        in order and the first that opens is used, so planted garbage cannot lock a user out. Two
+        *different* values that both open are ambiguous (a planted session would swap accounts):
+        neither is used. At most ``MAX_MAC_CHECKS`` MACs are checked; refusals before the MAC
+        (malformed, unknown version or key, a missing part) cost next to nothing.
         """
         values = self.cookie.find(scope["headers"])
         if not values:
@@ -135,6 +176,8 @@ class SessionMiddleware:
             if mac_checks == MAX_MAC_CHECKS:
                 break
             try:
+                if self.chunks.max_chunks > 1:
+                    value = self.chunks.join(value, scope["headers"])
                 opened = self.sealer.open(value, now)
             except InvalidCookie as exc:
                 self.rejections(exc.reason)
@@ -150,25 +193,47 @@ class SessionMiddleware:
             self.rejections(Reason.DUPLICATE)
         return found
 
-    def _finish(self, message: Message, session: Session, now: int) -> None:
+    def _fit(self, opened: Opened, rewrite: bool) -> tuple[Opened | None, bool]:
+        """``opened`` as the schema accepts it (``rewrite`` when it migrated the data), or ``None``."""
+        assert self.schema is not None  # noqa: S101 - the caller checked; narrows the type
+        data = self.schema.check(opened.data)
+        if data is None:
+            self.rejections(Reason.SCHEMA)
+            return None, False
+        if data is opened.data:
+            return opened, rewrite
+        return Opened(data, opened.issued_at, opened.expires_at, opened.last_active, False, opened.data_json), True
+
+    def _finish(
+        self,
+        message: Message,
+        session: Session,
+        now: int,
+        request_headers: list[tuple[bytes, bytes]],
+        migrated_from: LegacyCookie | None,
+    ) -> None:
         """Add ``Vary`` and, when needed, ``Set-Cookie`` to a response start message."""
         accessed = session.accessed  # before our own look at the session below
         if message["status"] >= 500:  # a failing app must not reseal or delete anything
-            set_cookie = None
+            cookies = None
         elif session.opened is None:
-            set_cookie = self._new_cookie(session, now)
+            cookies = self._new_cookie(session, now)
         else:
-            set_cookie = self._next_cookie(session, session.opened, now, accessed)
-        if not (accessed or set_cookie):
+            cookies = self._next_cookie(session, session.opened, now, accessed)
+        if not (accessed or cookies):
             return  # the common read-nothing case: leave the message alone
         headers = header_list(message)
         if accessed:
             vary_on_cookie(headers)
-        if set_cookie:
-            headers.append((b"set-cookie", set_cookie.encode("latin-1")))
+        if cookies:
+            if self.chunks.max_chunks > 1:
+                cookies += self.chunks.stale(request_headers, len(cookies) if dict.__len__(session) else 0)
+            if migrated_from is not None:
+                cookies += self.legacy.deletion(migrated_from)
+            headers.extend((b"set-cookie", cookie.encode("latin-1")) for cookie in cookies)
             keep_out_of_shared_caches(headers)
 
-    def _new_cookie(self, session: Session, now: int) -> str | None:
+    def _new_cookie(self, session: Session, now: int) -> list[str] | None:
         """The cookie for a request that arrived without a valid one: only if the app stored data."""
         if not dict.__len__(session):
             return None
@@ -177,7 +242,7 @@ class SessionMiddleware:
         issued_at, expires_at = self._lifetime_of(session, None, now)
         return self._set_cookie(data_json, issued_at, expires_at, now, now)
 
-    def _next_cookie(self, session: Session, opened: Opened, now: int, accessed: bool) -> str | None:
+    def _next_cookie(self, session: Session, opened: Opened, now: int, accessed: bool) -> list[str] | None:
         """The cookie for a request that arrived with a valid one, or ``None`` to keep it as it is.
 
         A new cookie is needed when the data changed, the session was reset, its expiry changed
@@ -197,7 +262,7 @@ class SessionMiddleware:
         ):
             return None
         if not dict.__len__(session):
-            return self.cookie.deletion()
+            return [self.cookie.deletion()]
         if changed:
             session.check_all()  # nested writes never went through __setitem__
         # Only a request that used the session counts as activity: a passive or unread request
@@ -206,11 +271,8 @@ class SessionMiddleware:
         return self._set_cookie(data_json, issued_at, expires_at, now, now if active else opened.last_active)
 
     def _lifetime_of(self, session: Session, opened: Opened | None, now: int) -> tuple[int, int | None]:
-        """``(issued_at, expires_at)`` for the next cookie.
-
-        A new or reset session starts now; otherwise the start is kept. ``set_max_age`` counts
-        from the start, so calling it again never pushes the expiry past ``issued_at + seconds``.
-        """
+        """``(issued_at, expires_at)`` for the next cookie: a new or reset session starts now, others
+        keep their start; ``set_max_age`` counts from the start, so it never extends past it."""
         if opened is None or session.was_reset:
             issued_at, expires_at = now, self.sealer.lifetime.expiry_for(now)
         else:
@@ -229,24 +291,9 @@ class SessionMiddleware:
         """
         return not session.modified and not any(isinstance(v, dict | list) for v in dict.values(session))
 
-    def _set_cookie(self, data_json: bytes, issued_at: int, expires_at: int | None, now: int, last_active: int) -> str:
-        """The whole ``Set-Cookie`` value for the session sealed at ``now`` with ``last_active``."""
+    def _set_cookie(
+        self, data_json: bytes, issued_at: int, expires_at: int | None, now: int, last_active: int
+    ) -> list[str]:
+        """The ``Set-Cookie`` values for the session sealed at ``now`` with ``last_active`` (one per part)."""
         value = self.sealer.seal_json(data_json, issued_at=issued_at, expires_at=expires_at, last_active=last_active)
-        return self.cookie.set_cookie(value, self.sealer.lifetime.cookie_max_age(expires_at, now, last_active))
-
-
-def _adopt_replacement(session: Session, current: object) -> None:
-    """Honour an app that replaced ``scope["session"]`` outright (``scope["session"] = {}``).
-
-    Starlette's middleware reads the scope at response time, so code that logs out this way
-    must keep working: the replacement's contents become the session's (checked as JSON).
-    """
-    if current is session or isinstance(current, Session):
-        # Ours, or another instance's session under the same scope_key (stacked middlewares must
-        # use distinct scope keys): never copy one cookie's data into another.
-        return
-    if not isinstance(current, Mapping):
-        raise SessionDataError(f"the session in the scope was replaced with a {type(current).__name__}, not a dict")
-    replacement = dict(current)
-    session.clear()
-    session.update(replacement)
+        return self.chunks.set_cookies(value, self.sealer.lifetime.cookie_max_age(expires_at, now, last_active))

@@ -5,7 +5,12 @@ Layout, version 1::
     issued_at    8 bytes  big-endian seconds since the epoch: when this session (login) began
     expires_at   8 bytes  absolute expiry in seconds, 0 for none (a browser-session cookie)
     last_active  8 bytes  when the cookie was last sealed: the idle timeout counts from here
-    data         n bytes  a JSON object, UTF-8, compact, no NaN or Infinity
+    data         n bytes  a JSON object, UTF-8, compact, no NaN or Infinity; or, when sealed
+                          with compression, the byte 0x00 then that JSON as a zlib stream
+
+The JSON always starts with ``{``, so the 0x00 marker cannot be mistaken for data. Compression is
+used only when asked for (``compress=True``) and only when it makes the data shorter; a compressed
+payload opens whatever the setting, and decompresses to at most ``MAX_PLAINTEXT`` bytes.
 
 JSON only, by construction: nothing here can build an object other than dict, list, str, int,
 float, bool and None, so a pickle or marshal payload is just an unreadable payload.
@@ -21,13 +26,24 @@ from __future__ import annotations
 import json
 import math
 import struct
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import InvalidCookie, Reason, SessionDataError
 
-__all__ = ["MAX_DEPTH", "MAX_TIMESTAMP", "Opened", "check_json_value", "decode", "dump_data", "encode"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_PLAINTEXT",
+    "MAX_TIMESTAMP",
+    "Opened",
+    "check_json_value",
+    "decode",
+    "dump_data",
+    "encode",
+    "load_object",
+]
 
 MAX_DEPTH = 32
 """Deepest nesting a value stored under one session key may have: ``session["k"] = 1`` is depth
@@ -36,6 +52,11 @@ MAX_DEPTH = 32
 _HEADER = struct.Struct(">QQQ")
 MAX_TIMESTAMP = 2**63 - 1
 """Largest timestamp a cookie carries (the header fields are unsigned, capped to fit int64)."""
+MAX_PLAINTEXT = 256 * 1024
+"""Largest JSON a compressed payload may expand to (a bound on decompression, not a quota)."""
+_COMPRESSED = 0
+_COMPRESSED_MARK = bytes([_COMPRESSED])
+_WORTH_COMPRESSING = 128  # below this, zlib's own header and checksum eat any saving
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs half a microsecond per request to build
@@ -87,8 +108,28 @@ def dump_data(data: Mapping[str, Any]) -> bytes:
         raise SessionDataError(f"session data cannot be stored as JSON: {type(exc).__name__}") from None
 
 
-def encode(data_json: bytes, issued_at: int, expires_at: int | None, last_active: int) -> bytes:
-    return _HEADER.pack(issued_at, expires_at or 0, last_active) + data_json
+def encode(
+    data_json: bytes, issued_at: int, expires_at: int | None, last_active: int, *, compress: bool = False
+) -> bytes:
+    """The plaintext for ``data_json``; with ``compress``, zlib-compressed when that is shorter."""
+    header = _HEADER.pack(issued_at, expires_at or 0, last_active)
+    if compress and len(data_json) >= _WORTH_COMPRESSING:
+        packed = zlib.compress(data_json, 9)
+        if len(packed) + 1 < len(data_json):
+            return header + _COMPRESSED_MARK + packed
+    return header + data_json
+
+
+def _decompress(packed: bytes) -> bytes:
+    """The JSON inside a compressed payload, or ``BAD_PAYLOAD`` (corrupt, or over ``MAX_PLAINTEXT``)."""
+    inflater = zlib.decompressobj()
+    try:
+        data_json = inflater.decompress(packed, MAX_PLAINTEXT)
+    except zlib.error:
+        raise InvalidCookie(Reason.BAD_PAYLOAD) from None
+    if not inflater.eof or inflater.unconsumed_tail or inflater.unused_data:
+        raise InvalidCookie(Reason.BAD_PAYLOAD)  # truncated, too large, or trailing bytes
+    return data_json
 
 
 def decode(plaintext: bytes, *, sealed_with_current_key: bool) -> Opened:
@@ -99,6 +140,19 @@ def decode(plaintext: bytes, *, sealed_with_current_key: bool) -> Opened:
     if max(issued_at, expires_at, last_active) > MAX_TIMESTAMP:
         raise InvalidCookie(Reason.BAD_PAYLOAD)
     data_json = plaintext[_HEADER.size :]
+    if data_json[0] == _COMPRESSED:
+        data_json = _decompress(data_json[1:])
+    data = load_object(data_json)
+    return Opened(data, issued_at, expires_at or None, last_active, sealed_with_current_key, data_json)
+
+
+def load_object(data_json: bytes) -> dict[str, Any]:
+    """A JSON object read by the rules every session follows, or ``BAD_PAYLOAD``.
+
+    Strict UTF-8, no NaN, Infinity or overflowing numbers, an object at the top, and (checked in
+    full when the text shows an escape or deep nesting) no lone surrogates and at most
+    ``MAX_DEPTH`` levels: whatever this returns can be sealed again unchanged.
+    """
     try:
         # Decode first: json.loads(bytes) would also accept a BOM, UTF-16 and UTF-32.
         data = _DECODER.decode(data_json.decode("utf-8"))
@@ -113,7 +167,7 @@ def decode(plaintext: bytes, *, sealed_with_current_key: bool) -> Opened:
     suspicious = b"\\u" in data_json or data_json.count(b"[") + data_json.count(b"{") > MAX_DEPTH
     if suspicious and _problem(data, 0) is not None:
         raise InvalidCookie(Reason.BAD_PAYLOAD)
-    return Opened(data, issued_at, expires_at or None, last_active, sealed_with_current_key, data_json)
+    return data
 
 
 def check_json_value(key: object, value: object) -> None:

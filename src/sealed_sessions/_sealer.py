@@ -44,7 +44,7 @@ class Sealer:
     from any number of tasks: it holds no per-call state.
     """
 
-    __slots__ = ("_envelope", "context", "cookie_name", "keys", "lifetime")
+    __slots__ = ("_envelope", "compress", "context", "cookie_name", "keys", "lifetime", "max_length")
 
     keys: KeyRing
     """The key ring: the first key seals, every key opens."""
@@ -55,6 +55,11 @@ class Sealer:
     under one context never opens under another, even with the same key and cookie name."""
     lifetime: Lifetime
     """The expiry policy :meth:`open` applies."""
+    max_length: int
+    """Longest value sealed or opened (``MAX_COOKIE_VALUE`` unless a session may span cookies)."""
+    compress: bool
+    """Whether :meth:`seal` compresses the data when that makes it shorter (see the README on
+    what compression reveals through length)."""
 
     def __init__(
         self,
@@ -64,6 +69,8 @@ class Sealer:
         max_age: int | None = DEFAULT_MAX_AGE,
         idle_timeout: int | None = None,
         context: str = "",
+        max_length: int = MAX_COOKIE_VALUE,
+        compress: bool = False,
     ) -> None:
         if not _valid_context(context):
             raise ConfigurationError(f"context must be a str of at most {MAX_CONTEXT} UTF-8 bytes, got {context!r}")
@@ -71,7 +78,9 @@ class Sealer:
         self.cookie_name = cookie_name
         self.context = context
         self.lifetime = Lifetime(max_age, idle_timeout)
-        self._envelope = Envelope(self.keys, cookie_name, context)
+        self.max_length = max_length
+        self.compress = compress
+        self._envelope = Envelope(self.keys, cookie_name, context, max_length=max_length)
 
     def __repr__(self) -> str:
         return f"<Sealer {self.cookie_name!r} context={self.context!r}: {len(self.keys)} key(s), {self.lifetime}>"
@@ -123,9 +132,10 @@ class Sealer:
         nonce: bytes | None = None,
     ) -> str:
         """:meth:`seal` for data already serialised by the rules of :mod:`._payload` (no check here)."""
-        value = self._envelope.seal(encode(data_json, issued_at, expires_at, last_active), nonce=nonce)
-        if len(value) > MAX_COOKIE_VALUE:
-            raise SessionTooLarge(len(value), MAX_COOKIE_VALUE, self.cookie_name)
+        plaintext = encode(data_json, issued_at, expires_at, last_active, compress=self.compress)
+        value = self._envelope.seal(plaintext, nonce=nonce)
+        if len(value) > self.max_length:
+            raise SessionTooLarge(len(value), self.max_length, self.cookie_name)
         return value
 
 

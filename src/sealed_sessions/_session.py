@@ -11,21 +11,35 @@ data with what the cookie held, so they are saved too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import HTTPConnection
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, SessionDataError
 from ._lifetime import check_seconds
 from ._payload import Opened, check_json_value
 
 if TYPE_CHECKING:  # the view types exist at run time only in a private module
     from _collections_abc import dict_items, dict_keys, dict_values
 
-__all__ = ["Session"]
+__all__ = ["Session", "SessionSchema"]
 
 _UNSET: Any = object()
+
+
+class SessionSchema(Protocol):
+    """What ``SessionMiddleware(schema=...)`` accepts: a check run once when a cookie opens.
+
+    :class:`sealed_sessions.typed.TypedSession` is one. ``check`` gets the authentic data and
+    returns it unchanged when it fits, a new dict when it migrated it (the session is resealed
+    on that response), or ``None`` when it does not fit: the session is then empty and the
+    cookie is logged as refused with reason ``schema``. It must not raise.
+    """
+
+    def check(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """The data to use, or ``None`` to refuse the cookie."""
+        ...
 
 
 class Session(dict[str, Any]):
@@ -46,6 +60,8 @@ class Session(dict[str, Any]):
     """:meth:`reset` was called: the next cookie starts a new lifetime (a new ``issued_at``)."""
     max_age_override: int | None
     """The lifetime set by :meth:`set_max_age`; meaningful only when :attr:`has_max_age_override`."""
+    finishers: list[Callable[[], None]] | None = None
+    """Callbacks run when the response starts, before the middleware looks at the data."""
 
     def __init__(self, data: Mapping[str, Any] | None = None, *, opened: Opened | None = None) -> None:
         super().__init__(opened.data if data is None and opened is not None else data or ())
@@ -78,6 +94,23 @@ class Session(dict[str, Any]):
             )
         session.mark_accessed()
         return session
+
+    def add_finisher(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the response starts, before the middleware decides what to seal.
+
+        For views that keep their own copy of some keys (:mod:`sealed_sessions.typed`) and write
+        it back at the end of the request. Callbacks run once, in the order added, for HTTP
+        requests only (a WebSocket session is read-only); an exception from one propagates.
+        """
+        if self.finishers is None:
+            self.finishers = []
+        self.finishers.append(callback)
+
+    def run_finishers(self) -> None:
+        """Run and forget the callbacks added with :meth:`add_finisher` (the middleware calls it)."""
+        finishers, self.finishers = self.finishers, None
+        for callback in finishers or ():
+            callback()
 
     # -- Starlette's protocol -------------------------------------------------------------------
 
@@ -215,6 +248,22 @@ class Session(dict[str, Any]):
     def __ior__(self, other: Any, /) -> Session:  # type: ignore[override,misc]
         self.update(other)
         return self
+
+    def adopt(self, current: object) -> None:
+        """Honour an app that replaced ``scope["session"]`` outright (``scope["session"] = {}``).
+
+        Starlette's middleware reads the scope at response time, so code that logs out this way
+        must keep working: the replacement's contents become this session's (checked as JSON).
+        Another :class:`Session` (a stacked middleware's, which must use its own ``scope_key``)
+        is never copied: one cookie's data never goes into another.
+        """
+        if current is self or isinstance(current, Session):
+            return
+        if not isinstance(current, Mapping):
+            raise SessionDataError(f"the session in the scope was replaced with a {type(current).__name__}, not a dict")
+        replacement = dict(current)
+        self.clear()
+        self.update(replacement)
 
     def check_all(self) -> None:
         """Check every value, for changes made inside nested values behind our back."""
