@@ -40,7 +40,7 @@ PUBLIC = [
 ]
 ERRORS = ["ConfigurationError", "InvalidCookie", "SealedSessionsError", "SessionDataError", "SessionTooLarge"]
 TESTING_PUBLIC = ["UnsealedCookie", "seal", "unseal"]
-SUBPACKAGES = {"testing", "fastapi", "sqlalchemy"}
+SUBPACKAGES = {"testing", "fastapi", "sqlalchemy", "typed"}
 
 
 def test_all_is_exactly_the_curated_sorted_list() -> None:
