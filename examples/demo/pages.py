@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sealed_sessions import flash, get_flashed_messages
 from sealed_sessions.fastapi import DeviceInfo, SessionAuth
 
 from .accounts import REGISTERED, AccountError
@@ -45,12 +46,11 @@ __all__ = ["CsrfFailed", "csrf_failed_page", "router"]
 
 router = APIRouter(include_in_schema=False)
 
-_NOTICES = {
-    "others": "All your other devices are logged out. This one stays logged in.",
-    "password": "Password changed. Your other devices are logged out; this one stays logged in.",
-}
+# Flash messages: kept in the sealed session by the POST, shown once by the page it redirects to.
+LOGGED_OUT_OTHERS = "All your other devices are logged out. This one stays logged in."
+PASSWORD_CHANGED = "Password changed. Your other devices are logged out; this one stays logged in."  # noqa: S105 - a message, not a password
+DEVICE_ENDED = "That device is logged out. It is sent to the login page at its next request."
 _LOGIN_NOTICES = {"registered": REGISTERED}
-_DEVICE_NOTICES = {"ended": "That device is logged out. It is sent to the login page at its next request."}
 
 
 class CsrfFailed(Exception):
@@ -175,6 +175,11 @@ async def login_submit(
     return _see_other("/profile")
 
 
+def _flashed(request: Request) -> str:
+    """The messages flashed by the POST that redirected here, as notices (each shown once)."""
+    return "".join(notice(m.message, error=m.category == "error") for m in get_flashed_messages(request))
+
+
 # -- pages for a logged-in user ----------------------------------------------------------------
 
 
@@ -188,7 +193,7 @@ def _profile_page(
 ) -> Response:
     session: Any = request.session
     token = csrf_token(session)
-    done = _NOTICES.get(request.query_params.get("done", ""), "")
+    flashed = _flashed(request)
     details = (
         "<dl>"
         f'<dt>E-mail</dt><dd id="email">{escape(user.email)}</dd>'
@@ -204,7 +209,7 @@ def _profile_page(
         "Current password", "current_password", kind="password", autocomplete="current-password"
     ) + input_field("New password (8 characters or more)", "new_password", kind="password", autocomplete="new-password")
     body = (
-        (notice(done) if done else "")
+        flashed
         + (notice(error, error=True) if error else "")
         + details
         + form(
@@ -250,7 +255,8 @@ async def logout_others(request: Request, db: Db, auth: Auth, user: OptionalPrim
     if user is None:
         return _see_other("/login")
     await auth.revoke(db, user, keep=request)
-    return _see_other("/profile?done=others")
+    flash(request, LOGGED_OUT_OTHERS, "success")
+    return _see_other("/profile")
 
 
 @router.post("/password", dependencies=[Csrf])
@@ -272,7 +278,8 @@ async def password(
     except TryLater as exc:
         return _profile_page(request, user, error=exc.message, status_code=exc.status_code, headers=exc.headers)
     await auth.revoke(db, user, keep=request)  # commits the new hash and the new token together
-    return _see_other("/profile?done=password")
+    flash(request, PASSWORD_CHANGED, "success")
+    return _see_other("/profile")
 
 
 # -- your devices ------------------------------------------------------------------------------
@@ -303,9 +310,8 @@ async def _devices_page(
 ) -> Response:
     token = csrf_token(request.session)
     rows = "".join(_device_row(device, token) for device in await auth.list_devices(db, user, request))
-    done = _DEVICE_NOTICES.get(request.query_params.get("done", ""), "")
     body = (
-        (notice(done) if done else "")
+        _flashed(request)
         + (notice(error, error=True) if error else "")
         + "<p>Every browser and app logged in as you, newest first. Log out any you do not recognise: "
         "it is refused at its next request, on every server. No IP address is stored.</p>"
@@ -334,4 +340,5 @@ async def end_device(
     if not await auth.end_device(db, user, device_id):
         error = "That device is not logged in (any more)."
         return await _devices_page(request, db, auth, user, error=error, status_code=404)
-    return _see_other("/devices?done=ended")
+    flash(request, DEVICE_ENDED, "success")
+    return _see_other("/devices")

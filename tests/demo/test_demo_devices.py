@@ -211,7 +211,7 @@ async def test_html_logging_out_another_device_needs_the_csrf_token(
 
     token = await csrf_from(laptop, "/devices")
     response = await laptop.post("/devices/logout", data={"csrf_token": token, "device_id": phone_id})
-    assert (response.status_code, response.headers["location"]) == (303, "/devices?done=ended")
+    assert (response.status_code, response.headers["location"]) == (303, "/devices")
     done = (await laptop.get(response.headers["location"])).text
     assert "That device is logged out." in done
     assert f'id="device-{phone_id}"' not in done
