@@ -15,6 +15,9 @@ import sealed_sessions
 import sealed_sessions.testing
 
 PUBLIC = [
+    "CSRFError",
+    "CSRFMiddleware",
+    "CSRFReason",
     "ClientSessionsCookie",
     "ConfigurationError",
     "FlashMessage",
@@ -34,11 +37,21 @@ PUBLIC = [
     "SessionTooLarge",
     "StarletteCookie",
     "__version__",
+    "csrf_field",
+    "csrf_token",
     "flash",
     "generate_key",
     "get_flashed_messages",
+    "rotate_csrf_token",
 ]
-ERRORS = ["ConfigurationError", "InvalidCookie", "SealedSessionsError", "SessionDataError", "SessionTooLarge"]
+ERRORS = [
+    "CSRFError",
+    "ConfigurationError",
+    "InvalidCookie",
+    "SealedSessionsError",
+    "SessionDataError",
+    "SessionTooLarge",
+]
 TESTING_PUBLIC = ["UnsealedCookie", "seal", "unseal"]
 SUBPACKAGES = {"testing", "fastapi", "sqlalchemy", "typed"}
 

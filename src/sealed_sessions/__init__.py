@@ -5,6 +5,8 @@ SQLAlchemy model mixin live in ``sealed_sessions.fastapi`` and ``sealed_sessions
 """
 
 from ._client_sessions import ClientSessionsCookie
+from ._csrf import CSRFError, CSRFReason, csrf_field, csrf_token, rotate_csrf_token
+from ._csrf_middleware import CSRFMiddleware
 from ._errors import (
     ConfigurationError,
     InvalidCookie,
@@ -24,6 +26,9 @@ from ._session import Session, SessionSchema
 __version__ = "0.1.0"
 
 __all__ = [
+    "CSRFError",
+    "CSRFMiddleware",
+    "CSRFReason",
     "ClientSessionsCookie",
     "ConfigurationError",
     "FlashMessage",
@@ -43,7 +48,10 @@ __all__ = [
     "SessionTooLarge",
     "StarletteCookie",
     "__version__",
+    "csrf_field",
+    "csrf_token",
     "flash",
     "generate_key",
     "get_flashed_messages",
+    "rotate_csrf_token",
 ]

@@ -8,6 +8,8 @@
     ├── SessionDataError     (also a TypeError)   a value that cannot be stored as JSON
     ├── SessionTooLarge                           the sealed cookie would not fit in a browser
     ├── InvalidCookie                             a cookie that does not open; carries .reason
+    ├── CSRFError            (also Starlette's HTTPException, 403)  an unsafe request failed the
+    │                                             CSRF check; carries .reason (in _csrf.py)
     ├── UnusableUser         (also a ValueError)  a user object not flushed, or its token not loaded
     └── DatabaseUnavailable                       the revocation check got no answer; carries .error
 

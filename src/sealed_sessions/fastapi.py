@@ -38,6 +38,7 @@ from starlette.websockets import WebSocket
 
 from ._auth_scheme import SessionCookie
 from ._cookie import DEFAULT_NAME
+from ._csrf_fastapi import CSRFProtect
 from ._dependencies import (
     CurrentUserDependency,
     OpenDB,
@@ -57,6 +58,7 @@ from .sqlalchemy import _identity, rotate_session_token
 
 __all__ = [
     "REPLICA_RETRY",
+    "CSRFProtect",
     "CurrentUserDependency",
     "DatabaseUnavailable",
     "DeviceInfo",

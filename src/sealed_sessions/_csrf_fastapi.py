@@ -1,0 +1,92 @@
+"""The CSRF check as a FastAPI dependency, for the routes or routers that declare it.
+
+::
+
+    csrf = CSRFProtect()
+    router = APIRouter(dependencies=[Depends(csrf)])
+
+The same checks and answers as :class:`~sealed_sessions.CSRFMiddleware`, raised as
+:class:`~sealed_sessions.CSRFError` (a 403 ``HTTPException``; FastAPI answers
+``{"detail": "CSRF check failed: token missing"}``). Routes without the dependency are exempt.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+
+from ._csrf import FIELD_NAME, HEADER_NAME, SAFE_METHODS, CSRFError, session_in, trusted_origin_set
+from ._csrf_middleware import check_request, csrf_log
+from ._errors import ConfigurationError
+from ._rejections import RejectionLog
+
+__all__ = ["CSRFProtect"]
+
+
+class CSRFProtect:
+    """A dependency refusing unsafe requests from other sites or without this session's CSRF token.
+
+    Use it as ``dependencies=[Depends(csrf)]`` on a route, an ``APIRouter`` or the app. Safe
+    methods (GET, HEAD, OPTIONS, TRACE) pass at once. For the others: the origin checks, then the
+    token from the ``header_name`` header or, for a urlencoded or multipart body, the
+    ``field_name`` field of ``await request.form()`` (Starlette caches the form, so the route's
+    ``Form()`` parameters still work; FastAPI's own form limits apply). A refusal raises
+    :class:`~sealed_sessions.CSRFError` and is logged, rate-limited, with a reason code.
+    """
+
+    trusted_origins: frozenset[str]
+    """Other origins (``scheme://host[:port]``) whose requests pass the origin checks."""
+    header_name: str
+    """The request header carrying the token."""
+    field_name: str
+    """The form field carrying the token."""
+    scope_key: str
+    """Where the session is found in the scope (the session middleware's ``scope_key``)."""
+    rejections: RejectionLog
+    """Refused requests: rate-limited logging, and ``rejections.counts`` per reason since start."""
+
+    def __init__(
+        self,
+        *,
+        trusted_origins: Iterable[str] = (),
+        header_name: str = HEADER_NAME,
+        field_name: str = FIELD_NAME,
+        scope_key: str = "session",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not (header_name and field_name):
+            raise ConfigurationError("header_name and field_name must not be empty")
+        self.trusted_origins = trusted_origin_set(trusted_origins)
+        self.header_name = header_name
+        self.field_name = field_name
+        self.scope_key = scope_key
+        self.rejections = csrf_log(clock)
+
+    async def __call__(self, request: Request) -> None:
+        if request.method in SAFE_METHODS:
+            return
+        session = session_in(request.scope, self.scope_key, "CSRFProtect")
+
+        async def form_field() -> str | None:
+            try:
+                value = (await request.form()).get(self.field_name)
+            except (HTTPException, MultiPartException):  # malformed: no token in it, as for the middleware
+                return None
+            return value if isinstance(value, str) and value else None
+
+        try:
+            await check_request(
+                request.scope,
+                request.headers,
+                session,
+                trusted_origins=self.trusted_origins,
+                header_name=self.header_name,
+                form_field=form_field,
+            )
+        except CSRFError as error:
+            self.rejections(error.reason)
+            raise
