@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sealed_sessions import KeyRing, SessionMiddleware
+from sealed_sessions import CSRFError, KeyRing, SessionMiddleware
 from sealed_sessions.fastapi import DatabaseUnavailable
 
 from . import api, pages
@@ -131,7 +131,7 @@ def create_app(
         context=SESSION_CONTEXT,
         clock=clock,
     )
-    app.add_exception_handler(pages.CsrfFailed, pages.csrf_failed_page)
+    app.add_exception_handler(CSRFError, pages.csrf_failed_page)
     # Device login, logout and listing raise DatabaseUnavailable when the database fails: a 503.
     app.add_exception_handler(DatabaseUnavailable, auth.database_unavailable_response)
     for error in (SQLAlchemyError, OSError):  # what the library's check counts as a database failure

@@ -10,16 +10,12 @@ that loads the user and checks the revocation token and the device row. With a r
 the primary before the session is refused. :data:`PrimaryUser` and :data:`OptionalPrimaryUser`
 check on the primary only: the account and device routes use them, since they change the user (and
 must see a revocation at once, not once the replica has replayed it).
-
-Also here: the per-session CSRF token that every HTML form carries back.
 """
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
@@ -31,7 +27,6 @@ from .models import Device, User
 from .settings import Settings
 
 __all__ = [
-    "CSRF_KEY",
     "SEEN_INTERVAL",
     "AppAccounts",
     "AppSettings",
@@ -41,14 +36,10 @@ __all__ = [
     "OptionalUser",
     "PrimaryUser",
     "client_address",
-    "csrf_token",
-    "csrf_valid",
     "get_auth",
     "make_auth",
 ]
 
-CSRF_KEY = "csrf"
-"""Session key of the per-session CSRF token that every HTML form carries back."""
 SEEN_INTERVAL = 15 * 60
 """A device's "last seen" time is written at most this often (seconds): one UPDATE per device per interval."""
 
@@ -121,20 +112,3 @@ OptionalPrimaryUser = Annotated[User | None, Depends(optional_primary_user)]
 def client_address(request: Request) -> str | None:
     """The client's IP address, as uvicorn reports it (behind nginx: from ``X-Forwarded-For``)."""
     return request.client.host if request.client is not None else None
-
-
-def csrf_token(session: dict[str, Any], *, renew: bool = False) -> str:
-    """This session's CSRF token, made (and so saved in the cookie) on first use or when ``renew``."""
-    token = session.get(CSRF_KEY)
-    if renew or not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        session[CSRF_KEY] = token
-    return token
-
-
-def csrf_valid(session: dict[str, Any], submitted: str) -> bool:
-    """Whether a form's token matches the session's, compared in constant time."""
-    expected = session.get(CSRF_KEY)
-    if not isinstance(expected, str) or not submitted:
-        return False
-    return hmac.compare_digest(expected.encode("ascii", "replace"), submitted.encode("utf-8", "replace"))

@@ -1,7 +1,9 @@
 """The HTML pages: register, log in, profile, your devices, log out (this device, one other device,
 or all other devices), change password.
 
-Every form carries the session's CSRF token; a POST without the right one gets 403. Successful
+Every form carries the session's CSRF token (sealed_sessions' CSRF protection: a secret in the
+sealed session, masked afresh on every page); a POST without the right one, or from another site,
+gets a 403 page. Successful
 POSTs redirect (303) to a page, so reloading never resubmits. A page that needs a user sends a
 visitor without a valid session (never logged in, logged out, or revoked) to the login page.
 
@@ -22,8 +24,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sealed_sessions import flash, get_flashed_messages
-from sealed_sessions.fastapi import DeviceInfo, SessionAuth
+from sealed_sessions import csrf_token, flash, get_flashed_messages
+from sealed_sessions.fastapi import CSRFProtect, DeviceInfo, SessionAuth
 
 from .accounts import REGISTERED, AccountError
 from .auth import (
@@ -33,8 +35,6 @@ from .auth import (
     OptionalPrimaryUser,
     OptionalUser,
     client_address,
-    csrf_token,
-    csrf_valid,
 )
 from .db import Db
 from .errors import TryLater
@@ -42,7 +42,7 @@ from .html import form, hidden_field, html_page, input_field, notice
 from .models import User
 from .settings import Settings
 
-__all__ = ["CsrfFailed", "csrf_failed_page", "router"]
+__all__ = ["csrf_failed_page", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,21 +53,13 @@ DEVICE_ENDED = "That device is logged out. It is sent to the login page at its n
 _LOGIN_NOTICES = {"registered": REGISTERED}
 
 
-class CsrfFailed(Exception):
-    """A form came back without this session's CSRF token."""
-
-
-async def require_csrf(request: Request, csrf_token: Annotated[str, Form()] = "") -> None:
-    """Dependency for every form POST: the submitted token must match the session's."""
-    if not csrf_valid(request.session, csrf_token):
-        raise CsrfFailed
-
-
-Csrf = Depends(require_csrf)
+Csrf = Depends(CSRFProtect())
+"""Every form POST: the origin checks, then the token from the form's ``csrf_token`` field."""
 
 
 def csrf_failed_page(request: Request, _exc: Exception) -> Response:
-    """403 for a form without a valid CSRF token (expired page, or a post from another site)."""
+    """The page for :class:`CSRFError`: 403 for a form without a valid token (an expired page, or a
+    post from another site); the reason code is in the log, not on the page."""
     body = notice("This form has expired or was sent from another site. Nothing was changed.", error=True)
     body += '<p><a href="/login">Back to the start</a></p>'
     return html_page("Form expired", body, served_by=_served_by(request), status_code=403)
@@ -97,7 +89,7 @@ def _register_page(
     fields = input_field("E-mail", "email", kind="email", value=email, autocomplete="username")
     fields += input_field("Password (8 characters or more)", "password", kind="password", autocomplete="new-password")
     body = (notice(error, error=True) if error else "") + form(
-        "/register", csrf_token(request.session), fields, "Create account", form_id="register"
+        "/register", csrf_token(request), fields, "Create account", form_id="register"
     )
     body += '<p>Have an account? <a href="/login">Log in</a></p>'
     return html_page("Register", body, served_by=_served_by(request), status_code=status_code, headers=headers)
@@ -112,7 +104,7 @@ def _login_page(
     body = (
         (notice(done) if done else "")
         + (notice(error, error=True) if error else "")
-        + form("/login", csrf_token(request.session), fields, "Log in", form_id="login")
+        + form("/login", csrf_token(request), fields, "Log in", form_id="login")
     )
     body += '<p>New here? <a href="/register">Create an account</a></p>'
     return html_page("Log in", body, served_by=_served_by(request), status_code=status_code, headers=headers)
@@ -170,8 +162,7 @@ async def login_submit(
         return _login_page(request, error=exc.message, email=email, status_code=exc.status_code, headers=exc.headers)
     if user is None:
         return _login_page(request, error="Wrong e-mail or password.", email=email, status_code=400)
-    await auth.login_device(db, request, user)  # a new device and session: nothing from before survives
-    csrf_token(request.session, renew=True)
+    await auth.login_device(db, request, user)  # a new device and session: the CSRF secret is new too
     return _see_other("/profile")
 
 
@@ -192,7 +183,7 @@ def _profile_page(
     headers: dict[str, str] | None = None,
 ) -> Response:
     session: Any = request.session
-    token = csrf_token(session)
+    token = csrf_token(request)
     flashed = _flashed(request)
     details = (
         "<dl>"
@@ -308,7 +299,7 @@ async def _devices_page(
     error: str = "",
     status_code: int = 200,
 ) -> Response:
-    token = csrf_token(request.session)
+    token = csrf_token(request)
     rows = "".join(_device_row(device, token) for device in await auth.list_devices(db, user, request))
     body = (
         _flashed(request)

@@ -129,8 +129,7 @@ async def test_browser_logs_out_another_device_from_the_devices_page(
     await log_in(phone, app2, "devices@example.com")
 
     await phone.click("#devices-link")  # the profile links to the devices page
-    await phone.locator("p.notice").wait_for()
-    assert phone.url == f"{app2.url}/devices"
+    await phone.wait_for_url(f"{app2.url}/devices")
     assert await phone.locator("tr.device").count() == 2
     assert "This device" in (await phone.text_content("tr.device.current") or "")
     other = phone.locator("tr.device:not(.current)")

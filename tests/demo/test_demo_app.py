@@ -131,6 +131,23 @@ async def test_csrf_form_without_the_session_token_is_rejected(
             assert (await form_login(stranger, "new@example.com")).status_code == 400  # never created
 
 
+@pytest.mark.case("T5")
+async def test_a_cross_site_form_post_with_a_valid_token_is_refused(
+    demo_settings: Settings, client_factory: ClientFactory
+) -> None:
+    """A post the browser marks cross-site is refused even with this session's token; from the page it passes."""
+    async with running(demo_settings) as app, client_factory(app) as victim:
+        await html_sign_up(victim, "cross@example.com")
+        token = await csrf_from(victim, "/profile")
+        cross_site = {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+        response = await victim.post("/logout-others", data={"csrf_token": token}, headers=cross_site)
+        assert response.status_code == 403
+        assert "expired or was sent from another site" in response.text
+        same_origin = {"Sec-Fetch-Site": "same-origin"}
+        response = await victim.post("/logout-others", data={"csrf_token": token}, headers=same_origin)
+        assert response.status_code == 303
+
+
 @pytest.mark.parametrize(
     ("email", "password", "message"),
     [

@@ -4,6 +4,7 @@ and a cookie bound to the demo's name and context."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import httpx
@@ -26,10 +27,15 @@ ATTACKER_PASSWORD = "the attacker's own choice"
 _VARYING_HEADERS = {"date", "set-cookie"}
 
 
+_CSRF_VALUE = re.compile(rb'name="csrf_token" value="[A-Za-z0-9_-]+"')
+
+
 def response_shape(response: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:
-    """What an observer sees of a response, minus the date and the (anonymous) session cookie."""
+    """What an observer sees of a response, minus the date, the (anonymous) session cookie and the
+    CSRF token's random mask (it differs on every page by design)."""
     headers = sorted((k, v) for k, v in response.headers.items() if k not in _VARYING_HEADERS)
-    return response.status_code, response.content, headers
+    body = _CSRF_VALUE.sub(b'name="csrf_token" value="masked"', response.content)
+    return response.status_code, body, headers
 
 
 async def stored_hash(app: FastAPI, email: str) -> str:
