@@ -7,6 +7,7 @@ or, for ``derived.replica-primary-statements-per-1000``, counted: statements per
 
 from __future__ import annotations
 
+from .inprocess.toolkit import TOOLKIT_ROWS
 from .stats import Target
 
 __all__ = ["IN_PROCESS", "SERVER"]
@@ -20,6 +21,10 @@ IN_PROCESS = [
         "ASGI read: cost ours adds / cost Starlette's SessionMiddleware adds",
         "<=",
         0.5,
+    ),
+    *(
+        Target(f"inprocess.toolkit.{row}", f"read path with {row} on but unused / all off, within 5%", "<=", 1.05)
+        for row in TOOLKIT_ROWS
     ),
 ]
 

@@ -95,6 +95,37 @@ async def _device_flow(ns: dict[str, Any]) -> None:
     await ns["engine"].dispose()
 
 
+def test_toolkit_snippets_flash_once_and_span_cookies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's flash app shows its message once; its large-session app splits and compresses as it says."""
+    monkeypatch.setenv("SESSION_KEY", generate_key())
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    module = types.ModuleType("readme_toolkit")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    for number, code in enumerate(blocks("python"), 1):
+        exec(compile(code, f"README.md python block {number}", "exec"), module.__dict__)  # noqa: S102 - our own README
+    asyncio.run(_toolkit_flow(module.__dict__))
+
+
+async def _toolkit_flow(ns: dict[str, Any]) -> None:
+    transport = httpx.ASGITransport(app=ns["flash_app"])
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        changed = await client.post("/password", follow_redirects=True)
+        assert changed.json() == {"messages": ["Password changed"]}
+        assert (await client.get("/account")).json() == {"messages": []}
+
+    async def store(request: Any) -> Any:
+        from starlette.responses import PlainTextResponse
+
+        request.session["cart"] = [{"sku": f"ITEM-{i:05d}", "note": os.urandom(8).hex()} for i in range(400)]
+        return PlainTextResponse("ok")
+
+    ns["big_app"].add_route("/fill", store)
+    transport = httpx.ASGITransport(app=ns["big_app"])
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        names = [c.split("=", 1)[0] for c in (await client.get("/fill")).headers.get_list("set-cookie")]
+        assert names == [COOKIE, f"{COOKIE}.1"]  # too large for one cookie even compressed: two parts
+
+
 def test_fastapi_example_is_the_type_checked_file() -> None:
     """The README's FastAPI block is examples/quickstart.py verbatim, which mypy and a test exercise."""
     [block] = [code for code in blocks("python") if "SessionAuth(User, get_db)" in code]

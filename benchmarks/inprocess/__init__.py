@@ -1,7 +1,8 @@
 """In-process measurements: sealing, opening and whole ASGI requests, without sockets.
 
 ``runner`` times the groups (calibrated batches, rotated order, ratios per round); ``crypto``
-holds the sealing, opening and key ring groups; ``asgi`` the whole-request group.
+holds the sealing, opening and key ring groups; ``asgi`` the whole-request group; ``toolkit``
+the read path with each toolkit option on but unused.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from ..stats import summarize
 from .asgi import asgi_group, overhead_ratios
 from .crypto import keyring_group, open_group, seal_group
 from .runner import Group, GroupResult, run_groups
+from .toolkit import toolkit_group
 
 __all__ = ["build_groups", "run"]
 
 
 def build_groups(loop: asyncio.AbstractEventLoop) -> list[Group]:
-    return [seal_group(), open_group(), keyring_group(), asgi_group(loop)]
+    return [seal_group(), open_group(), keyring_group(), asgi_group(loop), toolkit_group(loop)]
 
 
 def _note_overhead(result: GroupResult, section: Section, what: str, target: str = "") -> float:

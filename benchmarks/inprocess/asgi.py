@@ -15,7 +15,7 @@ from ..apps.middleware import build_app
 from ..fixtures import SESSION_DATA, ours_cookie, starlette_cookie
 from .runner import Case, Group, GroupResult, timed_async
 
-__all__ = ["asgi_group", "overhead_ratios"]
+__all__ = ["asgi_group", "overhead_ratios", "request_runner"]
 
 
 def _scope(path: str, cookie: str | None) -> Scope:
@@ -43,7 +43,7 @@ async def _receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-def _request_runner(
+def request_runner(
     loop: asyncio.AbstractEventLoop, app: ASGIApp, path: str, cookie: str | None, expect_set_cookie: bool
 ) -> Callable[[int], float]:
     """A batch of requests straight into the ASGI app; checks once that the stack behaves as named."""
@@ -127,7 +127,7 @@ def asgi_group(loop: asyncio.AbstractEventLoop) -> Group:
         "One GET through the ASGI stack, called directly (no sockets, no HTTP parsing)",
         "none read",
         [
-            Case(name, detail, _request_runner(loop, app, path, cookie, sets))
+            Case(name, detail, request_runner(loop, app, path, cookie, sets))
             for name, detail, app, path, cookie, sets in rows
         ],
     )
