@@ -37,6 +37,7 @@ from starlette.status import HTTP_401_UNAUTHORIZED, HTTP_503_SERVICE_UNAVAILABLE
 from starlette.websockets import WebSocket
 
 from ._auth_scheme import SessionCookie
+from ._bearer import BearerLogin
 from ._cookie import DEFAULT_NAME
 from ._csrf_fastapi import CSRFProtect
 from ._dependencies import (
@@ -50,7 +51,11 @@ from ._device_model import DeviceInfo, DeviceSessionMixin
 from ._device_sessions import DEFAULT_MAX_DEVICES, DeviceMode, device_store, reset_session
 from ._device_store import SEEN_INTERVAL, device_proof
 from ._errors import ConfigurationError, DatabaseUnavailable, UnsupportedModel, UnusableUser
+from ._events import AuthEvents
+from ._fresh import FreshLogin
+from ._keys import KeyInput, KeyRing
 from ._lifetime import check_seconds
+from ._purpose_tokens import PurposeTokens
 from ._revocation import REPLICA_RETRY, TOKEN_KEY, USER_ID_KEY, RevocationCheck, StatementFactory, UserId, UserT
 from ._sealer import DEFAULT_MAX_AGE
 from ._unit_of_work import guarded
@@ -76,7 +81,7 @@ GetDB: TypeAlias = Callable[..., AsyncIterator[AsyncSession] | Awaitable[AsyncSe
 """The application's own dependency giving the request's ``AsyncSession``."""
 
 
-class SessionAuth(DeviceMode[UserT]):
+class SessionAuth(DeviceMode[UserT], PurposeTokens[UserT], FreshLogin[UserT], BearerLogin[UserT]):
     """Session login, logout, revocation and the dependencies that check them.
 
     ``user_model`` is a mapped class using :class:`~sealed_sessions.sqlalchemy.SessionTokenMixin`
@@ -103,6 +108,10 @@ class SessionAuth(DeviceMode[UserT]):
       switches on per-device sessions, with ``device_max_age``, ``max_devices``,
       ``device_idle_timeout``, ``seen_interval`` and ``record_ip``: see
       :mod:`sealed_sessions._device_sessions` and :meth:`login_device`.
+    - ``secret_key`` (and ``context``): the keys that seal purpose-bound tokens and bearer tokens
+      (:meth:`issue_token`, ``bearer=True``); give the middleware's. Each use has its own subkey,
+      so neither opens as a session cookie, nor as the other.
+    - ``bearer``: also accept the session in ``Authorization: Bearer ...`` (see :mod:`._bearer`).
     - ``read_db``: a dependency giving an ``AsyncSession`` on a read replica. The check runs
       there; a miss is confirmed on the primary before the session is refused, a failing replica
       falls back to the primary, and every write goes to ``get_db``. :attr:`primary_user` checks
@@ -138,6 +147,14 @@ class SessionAuth(DeviceMode[UserT]):
     user belongs to the replica's session)."""
     optional_user: OptionalUserDependency[UserT]
     websocket_user: WebSocketUserDependency[UserT]
+    keys: KeyRing | None
+    """The key ring of ``secret_key`` (purpose-bound and bearer tokens), or ``None``."""
+    context: str
+    """The application label bound into token subkeys (``context``)."""
+    bearer: bool
+    """Whether ``Authorization: Bearer`` is accepted (``bearer=True``)."""
+    events: AuthEvents
+    """Lifecycle events: register callbacks with ``auth.events.on(...)``."""
 
     def __init__(
         self,
@@ -159,6 +176,9 @@ class SessionAuth(DeviceMode[UserT]):
         seen_interval: int = SEEN_INTERVAL,
         record_ip: bool = False,
         read_db: GetDB | None = None,
+        secret_key: KeyInput | None = None,
+        context: str = "",
+        bearer: bool = False,
     ) -> None:
         self.check = RevocationCheck(  # first: it refuses an unusable user model
             user_model,
@@ -184,6 +204,10 @@ class SessionAuth(DeviceMode[UserT]):
         check_seconds("retry_after", retry_after, allow_none=False, positive=False)
         if retry_after < 0:
             raise ConfigurationError(f"retry_after must be a whole number of seconds >= 0, got {retry_after!r}")
+        self.keys = None if secret_key is None else KeyRing(secret_key)
+        self.context = context
+        self.bearer = bearer
+        self.events = AuthEvents()
         self.user_model = user_model
         self.get_db = get_db
         self.read_db = read_db
