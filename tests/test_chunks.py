@@ -218,3 +218,15 @@ async def test_plain_cookie_names_get_numbered_parts_with_the_same_attributes() 
     names = [h.split("=", 1)[0] for h in result.set_cookie]
     assert names == ["sid", "sid.1"]
     assert all("path=/app;" in h and "secure" in h for h in result.set_cookie)
+
+
+@pytest.mark.case("V9")
+async def test_planted_parts_never_give_the_planters_session(caplog: pytest.LogCaptureFixture) -> None:
+    """Under a plain name, a planted set of parts ahead of the victim's gives an empty session, not the planter's."""
+    app = chunked_app(session_cookie="session", domain="example.com")
+    attacker = jar(await store(app, {"user": "attacker", "blob": big(3500)}))
+    victim = jar(await store(app, {"user": "victim", "blob": big(3500)}))
+    header = f"session={attacker['session']}; session.1={attacker['session.1']}; "
+    header += f"session={victim['session']}; session.1={victim['session.1']}"
+    assert (await call(app, header)).json() == {}
+    assert "ambiguous" in rejection_reasons(caplog)

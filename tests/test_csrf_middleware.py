@@ -578,7 +578,7 @@ async def test_without_a_session_middleware_an_unsafe_request_is_a_configuration
         ({"exempt": "hook"}, "collection of route names"),
         ({"max_body": 0}, "max_body"),
         ({"max_body": True}, "max_body"),
-        ({"header_name": ""}, "must not be empty"),
+        ({"header_name": ""}, "must be a non-empty str"),
         ({"trusted_origins": ["example.com"]}, "scheme://host"),
     ],
 )
@@ -611,3 +611,38 @@ async def test_a_refusal_does_not_touch_the_session_cookie() -> None:
         await token_of(client)
         response = await client.post("/echo")
     assert response.status_code == 403 and "set-cookie" not in response.headers
+
+
+@pytest.mark.case("T12")
+async def test_routes_of_included_fastapi_routers_are_exempted_by_name() -> None:
+    """A route in an APIRouter added with include_router (nested too) is exempted by name; its siblings are not."""
+    from fastapi import APIRouter, FastAPI
+
+    hooks = APIRouter(prefix="/hooks")
+
+    @hooks.post("/stripe")
+    async def stripe_webhook() -> dict[str, bool]:
+        return {"ok": True}
+
+    @hooks.post("/other")
+    async def other_hook() -> dict[str, bool]:
+        return {"ok": True}
+
+    deep = APIRouter(prefix="/deep")
+
+    @deep.post("/x")
+    async def deep_hook() -> dict[str, bool]:
+        return {"ok": True}
+
+    hooks.include_router(deep)
+    app = FastAPI(
+        middleware=[
+            Middleware(SessionMiddleware, secret_key=KEY_A),
+            Middleware(CSRFMiddleware, exempt=["stripe_webhook", "deep_hook"]),
+        ]
+    )
+    app.include_router(hooks)
+    async with https_client(app) as client:
+        assert (await client.post("/hooks/stripe")).status_code == 200
+        assert (await client.post("/hooks/deep/x")).status_code == 200
+        assert (await client.post("/hooks/other")).status_code == 403

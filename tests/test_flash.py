@@ -112,3 +112,12 @@ def test_foreign_data_under_the_key_is_dropped(stored: Any) -> None:
     assert session == {}
     flash(session, "fine")
     assert get_flashed_messages(session) == [FlashMessage("fine", "info")]
+
+
+def test_a_single_category_string_is_refused() -> None:
+    """categories="error" (a str, not a list) raises instead of matching the letters e, r and o."""
+    session: dict[str, Any] = {}
+    flash(session, "boom", "error")
+    with pytest.raises(SessionDataError, match=r"categories=\['error'\]"):
+        get_flashed_messages(session, categories="error")
+    assert get_flashed_messages(session, categories=["error"]) == [FlashMessage("boom", "error")]

@@ -187,3 +187,31 @@ async def test_a_legacy_cookie_deletion_carries_its_path_and_domain() -> None:
     result = await call(app, f"session={await starlette_cookie()}")
     deletion = result.set_cookie[1]
     assert deletion.startswith("session=; path=/app;") and "domain=example.com" in deletion
+
+
+@pytest.mark.case("S15")
+async def test_a_legacy_cookie_of_our_name_but_another_domain_is_deleted() -> None:
+    """Same name but another domain is another cookie to a browser: it gets its own deletion, so logout sticks."""
+    app = session_app(
+        session_cookie="session",
+        legacy=StarletteCookie(OLD_SECRET, session_cookie="session", domain="example.com"),
+        clock=FakeClock(time.time()),
+    )
+    result = await call(app, f"session={await starlette_cookie()}")
+    ours, deletion = result.set_cookie
+    assert set_cookie_value(ours) != "" and "domain=" not in ours
+    assert set_cookie_value(deletion) == "" and "domain=example.com" in deletion
+
+
+def test_a_reader_without_path_or_domain_is_a_configuration_error() -> None:
+    """A custom reader missing path or domain is refused at startup, not with an AttributeError per request."""
+    from sealed_sessions import ConfigurationError
+
+    class Reader:
+        cookie_name = "old"
+
+        def open(self, value: str, now: int) -> Any:
+            raise AssertionError
+
+    with pytest.raises(ConfigurationError, match="path and domain"):
+        SessionMiddleware(session_app(), secret_key=KEY_A, legacy=Reader())  # type: ignore[arg-type]

@@ -289,6 +289,21 @@ async def test_logout_after_reading_the_view_deletes_the_cookie() -> None:
     assert result.cookie_value() == ""
 
 
+@pytest.mark.case("U9")
+async def test_a_view_changed_before_logout_does_not_survive_it() -> None:
+    """A view changed and then emptied by logout writes nothing back: the cookie is deleted, the cart gone."""
+    cart_session = TypedSession(Cart)
+
+    async def logout(request: Request) -> Response:
+        cart_session(request).items.append("apple")
+        request.session.clear()
+        return PlainTextResponse("bye")
+
+    app = Starlette(routes=[Route("/", logout)], middleware=[Middleware(SessionMiddleware, secret_key=KEY_A)])
+    result = await call(app, cookie(seal(KEY_A, {"items": ["pear"], **AUTH})))
+    assert result.cookie_value() == ""
+
+
 @pytest.mark.case("U10")
 async def test_view_taken_before_a_reset_is_detached() -> None:
     """After ``session.reset()`` (login) a call gives a fresh view; the earlier one is never saved, planted data too."""

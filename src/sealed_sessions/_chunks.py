@@ -13,8 +13,10 @@ The parts are pieces of *one* envelope, so the MAC covers all of them in order: 
 sessions, parts reordered, a part changed or missing, or a count that does not match the parts
 never open (``bad_mac``, ``malformed`` or ``missing_chunk``). Parts left over from a larger
 session are deleted in the response that writes a smaller one; parts the count does not name are
-never read. Continuation names share the ``__Host-`` prefix, so a sibling subdomain cannot plant
-one either.
+never read. Under the default ``__Host-`` name nobody else can set a part at all. Under a plain
+name (``domain=``, plain HTTP), a sibling subdomain can plant cookies: two values of any
+continuation name make the session empty (``ambiguous``), so a planted set of parts can lock a
+user out until it expires, but never log them into another session.
 
 Limits worth knowing: browsers keep at most about 50 cookies per site and 4096 bytes per cookie,
 and servers bound the whole request header (nginx 8 KB per header line by default, h11 and
@@ -68,7 +70,8 @@ class Chunks:
         """The whole value that ``first`` (a value of the session cookie) begins.
 
         A value without a count is returned as it is; with one, the continuation parts are taken
-        from the request (the first value of each name) and appended in order.
+        from the request and appended in order. A continuation name sent twice (one planted) is
+        ``ambiguous``: joining either value could pair our first part with a planted one.
         """
         if first[1:2] != "." or self.max_chunks == 1:
             return first
@@ -80,6 +83,8 @@ class Chunks:
             found = find_cookies(headers, name_eq)
             if not found:
                 raise InvalidCookie(Reason.MISSING_CHUNK)
+            if len(found) > 1:
+                raise InvalidCookie(Reason.AMBIGUOUS)
             parts.append(found[0])
         return "".join(parts)
 

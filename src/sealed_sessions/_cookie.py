@@ -53,7 +53,7 @@ def default_name(*, secure: bool, path: str, domain: str | None) -> str:
 class CookieOptions:
     """One cookie's name and attributes, validated, with the constant header parts precomputed."""
 
-    __slots__ = ("_deletion", "_flags", "_name_eq", "name", "path", "secure")
+    __slots__ = ("_deletion", "_flags", "_name_eq", "domain", "name", "path", "secure")
 
     name: str
     """The cookie's name."""
@@ -61,6 +61,8 @@ class CookieOptions:
     """The ``Path`` attribute."""
     secure: bool
     """Whether the cookie carries ``Secure`` (``https_only``)."""
+    domain: str | None
+    """The ``Domain`` attribute, or ``None`` for a host-only cookie."""
 
     def __init__(
         self,
@@ -103,6 +105,7 @@ class CookieOptions:
         self.name = name
         self.path = path
         self.secure = secure
+        self.domain = domain
         self._name_eq = name.encode("latin-1") + b"="
         self._flags = flags
         self._deletion = f"{name}=; path={path}; {_EXPIRED}{flags}"

@@ -19,9 +19,8 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
-from ._csrf import FIELD_NAME, HEADER_NAME, SAFE_METHODS, CSRFError, session_in, trusted_origin_set
-from ._csrf_middleware import check_request, csrf_log
-from ._errors import ConfigurationError
+from ._csrf import FIELD_NAME, HEADER_NAME, SAFE_METHODS, CSRFError, CSRFReason, session_in, trusted_origin_set
+from ._csrf_middleware import DEFAULT_MAX_BODY, check_max_body, check_names, check_request, csrf_log
 from ._rejections import RejectionLog
 
 __all__ = ["CSRFProtect"]
@@ -34,8 +33,11 @@ class CSRFProtect:
     methods (GET, HEAD, OPTIONS, TRACE) pass at once. For the others: the origin checks, then the
     token from the ``header_name`` header or, for a urlencoded or multipart body, the
     ``field_name`` field of ``await request.form()`` (Starlette caches the form, so the route's
-    ``Form()`` parameters still work; FastAPI's own form limits apply). A refusal raises
-    :class:`~sealed_sessions.CSRFError` and is logged, rate-limited, with a reason code.
+    ``Form()`` parameters still work). A form whose ``Content-Length`` is over ``max_body`` is
+    refused (413) before it is read; a chunked body without a length cannot be bounded here:
+    limit request bodies at the server or proxy, or use :class:`~sealed_sessions.CSRFMiddleware`,
+    which counts as it reads. A refusal raises :class:`~sealed_sessions.CSRFError` and is logged,
+    rate-limited, with a reason code.
     """
 
     trusted_origins: frozenset[str]
@@ -46,6 +48,8 @@ class CSRFProtect:
     """The form field carrying the token."""
     scope_key: str
     """Where the session is found in the scope (the session middleware's ``scope_key``)."""
+    max_body: int
+    """The largest ``Content-Length`` of a form searched for the field (413 above it)."""
     rejections: RejectionLog
     """Refused requests: rate-limited logging, and ``rejections.counts`` per reason since start."""
 
@@ -56,10 +60,12 @@ class CSRFProtect:
         header_name: str = HEADER_NAME,
         field_name: str = FIELD_NAME,
         scope_key: str = "session",
+        max_body: int = DEFAULT_MAX_BODY,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not (header_name and field_name):
-            raise ConfigurationError("header_name and field_name must not be empty")
+        check_max_body(max_body)
+        check_names(header_name=header_name, field_name=field_name, scope_key=scope_key)
+        self.max_body = max_body
         self.trusted_origins = trusted_origin_set(trusted_origins)
         self.header_name = header_name
         self.field_name = field_name
@@ -72,9 +78,14 @@ class CSRFProtect:
         session = session_in(request.scope, self.scope_key, "CSRFProtect")
 
         async def form_field() -> str | None:
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > self.max_body:
+                raise CSRFError(CSRFReason.TOO_LARGE)
             try:
                 value = (await request.form()).get(self.field_name)
             except (HTTPException, MultiPartException):  # malformed: no token in it, as for the middleware
+                return None
+            except AssertionError:  # Starlette's "python-multipart must be installed": no field to find
                 return None
             return value if isinstance(value, str) and value else None
 

@@ -131,13 +131,14 @@ class CSRFMiddleware:
     ) -> None:
         if isinstance(exempt, str):
             raise ConfigurationError(f"exempt must be a collection of route names, as in exempt=[{exempt!r}]")
-        if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
-            raise ConfigurationError(f"max_body must be a positive number of bytes, got {max_body!r}")
-        if not (header_name and field_name):
-            raise ConfigurationError("header_name and field_name must not be empty")
+        exempt = frozenset(exempt)
+        if not all(isinstance(name, str) and name for name in exempt):
+            raise ConfigurationError(f"exempt must hold route names (non-empty str), got {sorted(map(repr, exempt))}")
+        check_max_body(max_body)
+        check_names(header_name=header_name, field_name=field_name, scope_key=scope_key)
         self.app = app
         self.scope_key = scope_key
-        self.exempt = frozenset(exempt)
+        self.exempt = exempt
         self.trusted_origins = trusted_origin_set(trusted_origins)
         self.header_name = header_name
         self.field_name = field_name
@@ -212,6 +213,8 @@ class CSRFMiddleware:
             form = await Request(scope, receive).form()
         except (HTTPException, MultiPartException):  # malformed: the app could not read it either
             return None
+        except AssertionError:  # Starlette's "python-multipart must be installed": no field to find
+            return None
         try:
             value = form.get(self.field_name)
         finally:
@@ -228,6 +231,19 @@ class CSRFMiddleware:
         return not self.exempt.isdisjoint(_matched_names(routes, scope, ""))
 
 
+def check_max_body(max_body: object) -> None:
+    """Refuse a ``max_body`` that is not a positive whole number of bytes."""
+    if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
+        raise ConfigurationError(f"max_body must be a positive number of bytes, got {max_body!r}")
+
+
+def check_names(**names: object) -> None:
+    """Refuse header, field or scope key names that are not non-empty strings."""
+    for option, value in names.items():
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError(f"{option} must be a non-empty str, got {value!r}")
+
+
 def _matched_names(routes: Iterable[BaseRoute], scope: Scope, prefix: str) -> list[str]:
     """The names along the route the router will pick (the first full match): a named mount's or
     host's name, then ``mount:route`` inside it, as ``url_path_for`` spells them."""
@@ -235,6 +251,9 @@ def _matched_names(routes: Iterable[BaseRoute], scope: Scope, prefix: str) -> li
         match, child_scope = route.matches(scope)
         if match is not Match.FULL:
             continue
+        inner = _included_route(route, scope)
+        if inner is not None:  # a FastAPI include_router(): the route it will pick, its prefix applied
+            route, child_scope = inner
         name = getattr(route, "name", None)
         full = prefix + name if isinstance(name, str) and name else None
         names = [full] if full else []
@@ -242,6 +261,23 @@ def _matched_names(routes: Iterable[BaseRoute], scope: Scope, prefix: str) -> li
             names += _matched_names(route.routes, {**scope, **child_scope}, f"{full}:" if full else prefix)
         return names
     return []
+
+
+def _included_route(route: BaseRoute, scope: Scope) -> tuple[BaseRoute, Scope] | None:
+    """The route a FastAPI ``include_router`` entry will pick for ``scope``, or ``None`` for other routes.
+
+    FastAPI 0.16x keeps an included router as one entry whose ``matches`` names no route; its
+    ``_match`` does (duck-typed: without it, the names found are the entry's own, none, and the
+    request is checked, never wrongly exempted).
+    """
+    match = getattr(route, "_match", None)
+    if getattr(route, "original_router", None) is None or not callable(match):
+        return None
+    found, child_scope, inner, _context = match(scope)
+    if found is not Match.FULL or inner is None:
+        return None
+    deeper = _included_route(inner, scope)
+    return deeper if deeper is not None else (inner, child_scope)
 
 
 def _replay(body: list[Message], receive: Receive) -> Receive:

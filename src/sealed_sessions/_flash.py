@@ -63,6 +63,8 @@ def get_flashed_messages(target: SessionTarget, categories: Iterable[str] | None
     keep waiting. Reading when nothing waits does not touch the cookie. Entries that are not
     well-formed pairs (data written under ``FLASH_KEY`` by other code) are dropped.
     """
+    if isinstance(categories, str):
+        raise SessionDataError(f"categories must be a collection of category names, as in categories=[{categories!r}]")
     session = _session_of(target)
     if FLASH_KEY not in session:
         return []

@@ -2,8 +2,9 @@
 
 ``SessionMiddleware(legacy=...)`` takes one or more readers (:class:`StarletteCookie`,
 :class:`ClientSessionsCookie`, or anything with the :class:`LegacyCookie` shape). They run only
-when no cookie of ours opened: a request that carries our cookie never looks at a legacy one, and
-without readers this costs nothing at all. The first legacy value that opens becomes the session;
+when no cookie of ours opened (none arrived, or the one that did is invalid, expired or
+ambiguous): a request whose cookie of ours opens never looks at a legacy one, and without readers
+this costs nothing at all. The first legacy value that opens becomes the session;
 the response seals it as ours and deletes the legacy cookie, so it is read once, and a later
 logout cannot bring the old session back.
 
@@ -36,7 +37,7 @@ class LegacyReaders:
     __slots__ = ("_deletions", "_lifetime", "_readers", "our_name")
 
     our_name: str
-    """Our cookie's name: a legacy cookie of the same name is overwritten, not deleted."""
+    """Our cookie's name."""
 
     def __init__(
         self,
@@ -47,10 +48,15 @@ class LegacyReaders:
     ) -> None:
         listed = tuple(readers) if isinstance(readers, Sequence) else (readers,)
         for reader in listed:
-            if not (isinstance(getattr(reader, "cookie_name", None), str) and callable(getattr(reader, "open", None))):
+            if not (
+                isinstance(getattr(reader, "cookie_name", None), str)
+                and isinstance(getattr(reader, "path", None), str)
+                and isinstance(getattr(reader, "domain", ""), str | None)
+                and callable(getattr(reader, "open", None))
+            ):
                 raise ConfigurationError(
-                    f"legacy readers must have a cookie_name and an open(value, now) method, got {reader!r}; "
-                    "use StarletteCookie(...) or ClientSessionsCookie(...)"
+                    f"legacy readers need cookie_name, path and domain attributes and an open(value, now) "
+                    f"method, got {reader!r}; use StarletteCookie(...) or ClientSessionsCookie(...)"
                 )
         self.our_name = cookie.name
         self._lifetime = lifetime
@@ -58,8 +64,12 @@ class LegacyReaders:
             (reader, reader.cookie_name.encode("latin-1") + b"=", RejectionLog(reader.cookie_name, clock))
             for reader in listed
         )
+        # Browsers key cookies on name, domain and path: only a legacy cookie identical in all three
+        # is the cookie our Set-Cookie overwrites; any other needs its own deletion.
         self._deletions = {
-            id(reader): _deletion(reader, cookie.secure) for reader in listed if reader.cookie_name != cookie.name
+            id(reader): _deletion(reader, cookie.secure)
+            for reader in listed
+            if (reader.cookie_name, reader.path, reader.domain) != (cookie.name, cookie.path, cookie.domain)
         }
 
     def __bool__(self) -> bool:

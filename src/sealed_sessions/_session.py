@@ -62,6 +62,9 @@ class Session(dict[str, Any]):
     """The lifetime set by :meth:`set_max_age`; meaningful only when :attr:`has_max_age_override`."""
     finishers: list[Callable[[], None]] | None = None
     """Callbacks run when the response starts, before the middleware looks at the data."""
+    generation: int = 0
+    """How many times this request emptied the session (:meth:`reset`, :meth:`clear`): views
+    taken before (:mod:`sealed_sessions.typed`) must not write into what came after."""
 
     def __init__(self, data: Mapping[str, Any] | None = None, *, opened: Opened | None = None) -> None:
         super().__init__(opened.data if data is None and opened is not None else data or ())
@@ -182,6 +185,7 @@ class Session(dict[str, Any]):
         """
         names = (keep,) if isinstance(keep, str) else tuple(keep)
         kept = {k: self[k] for k in names if k in self}
+        self.generation += 1
         super().clear()
         super().update(kept)
         self.was_reset = True
@@ -216,6 +220,7 @@ class Session(dict[str, Any]):
     def clear(self) -> None:
         """Empty the session; the response gets a deletion cookie."""
         self.mark_modified()
+        self.generation += 1
         super().clear()
 
     def pop(self, key: str, *args: Any) -> Any:

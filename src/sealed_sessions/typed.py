@@ -138,10 +138,10 @@ class TypedSession(Generic[T]):
         session.mark_accessed()
         views: dict[TypedSession[Any], tuple[Any, bool]] = vars(session).setdefault(_VIEWS, {})
         cached = views.get(self)
-        if cached is None or cached[1] != session.was_reset:  # a reset (login) detaches the earlier view
+        if cached is None or cached[1] != session.generation:  # a reset (login) or clear (logout) detaches it
             view = self._open(session)
-            cached = views[self] = (view, session.was_reset)
-            session.add_finisher(partial(self._save, session, view, self._dump(view), session.was_reset))
+            cached = views[self] = (view, session.generation)
+            session.add_finisher(partial(self._save, session, view, self._dump(view), session.generation))
         return cast(T, cached[0])
 
     # -- reading --------------------------------------------------------------------------------
@@ -207,9 +207,9 @@ class TypedSession(Generic[T]):
                     raise SessionDataError(f"session[{key!r}] cannot be stored as JSON") from None
             raise SessionDataError(f"a {self.model.__qualname__} view cannot be stored as JSON") from None
 
-    def _save(self, session: Session, view: Any, baseline: dict[str, Any], was_reset: bool) -> None:
+    def _save(self, session: Session, view: Any, baseline: dict[str, Any], generation: int) -> None:
         """Write the fields the view changed since ``baseline`` into ``session`` (the finisher)."""
-        if session.was_reset != was_reset:  # made before session.reset(): nothing from then survives
+        if session.generation != generation:  # made before a reset or clear: nothing from then survives
             return
         dumped = self._dump(view)
         changed = [key for key in self.keys if not _same(dumped.get(key, _MISSING), baseline.get(key, _MISSING))]
@@ -218,7 +218,8 @@ class TypedSession(Generic[T]):
         try:  # what is sealed must open again: the same check as the next request's
             self._adapter.validate_json(dump_data(dumped), strict=True, by_alias=False, by_name=True)
         except ValidationError as exc:
-            problems = "; ".join(f"session[{e['loc'][0]!r}]: {e['msg']}" for e in exc.errors() if e["loc"])
+            # The error type, not pydantic's message: a custom validator's message may quote the value.
+            problems = "; ".join(f"session[{e['loc'][0]!r}]: {e['type']}" for e in exc.errors() if e["loc"])
             raise SessionDataError(
                 f"the {self.model.__qualname__} view no longer fits its schema: {problems}"
             ) from None

@@ -233,8 +233,27 @@ def test_bad_options_are_refused_at_construction() -> None:
     """A malformed trusted origin or an empty header name is a ConfigurationError when the dependency is built."""
     with pytest.raises(ConfigurationError, match="scheme://host"):
         CSRFProtect(trusted_origins=["admin.example.com"])
-    with pytest.raises(ConfigurationError, match="must not be empty"):
+    with pytest.raises(ConfigurationError, match="must be a non-empty str"):
         CSRFProtect(header_name="")
+    with pytest.raises(ConfigurationError, match="max_body"):
+        CSRFProtect(max_body=0)
+
+
+@pytest.mark.case("T10")
+async def test_a_form_whose_length_is_over_max_body_is_refused_unread(client_factory: ClientFactory) -> None:
+    """The dependency refuses a form whose Content-Length is over max_body with 413 before parsing it."""
+    csrf = CSRFProtect(max_body=1000)
+    app = FastAPI()
+    app.add_middleware(SessionMiddleware, secret_key=KEY_A)
+
+    @app.post("/upload", dependencies=[Depends(csrf)])
+    async def upload() -> dict[str, bool]:
+        return {"ran": True}
+
+    async with client_factory(app) as client:
+        response = await client.post("/upload", files={"file": ("big.bin", b"x" * 5000)})
+    assert response.status_code == 413
+    assert response.json() == {"detail": "CSRF check failed: too large"}
 
 
 @pytest.mark.case("T8")
