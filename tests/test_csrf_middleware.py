@@ -646,3 +646,20 @@ async def test_routes_of_included_fastapi_routers_are_exempted_by_name() -> None
         assert (await client.post("/hooks/stripe")).status_code == 200
         assert (await client.post("/hooks/deep/x")).status_code == 200
         assert (await client.post("/hooks/other")).status_code == 403
+
+
+@pytest.mark.case("T14")
+@pytest.mark.parametrize(("authorization", "status"), [("Bearer abc.def", 200), ("Basic dXNlcjpwdw==", 403)])
+async def test_bearer_clients_are_not_asked_for_a_csrf_token(authorization: str, status: int) -> None:
+    """A POST with Authorization: Bearer (a bearer client, never the cookie) passes; other schemes are checked."""
+
+    async def endpoint(request: Request) -> Response:
+        return PlainTextResponse("done")
+
+    app = Starlette(
+        routes=[Route("/", endpoint, methods=["POST"])],
+        middleware=[Middleware(SessionMiddleware, secret_key=KEY_A), Middleware(CSRFMiddleware)],
+    )
+    async with https_client(app) as client:
+        response = await client.post("/", headers={"Authorization": authorization})
+    assert response.status_code == status

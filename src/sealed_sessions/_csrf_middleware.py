@@ -57,7 +57,14 @@ async def check_request(
     form_field: Callable[[], Awaitable[str | None]],
 ) -> None:
     """Raise :class:`CSRFError` unless an unsafe request passes: the origin checks, then the token from
-    ``header_name`` or, for a form body only, from ``form_field()`` (which reads the body)."""
+    ``header_name`` or, for a form body only, from ``form_field()`` (which reads the body).
+
+    A request carrying ``Authorization: Bearer ...`` passes unchecked: it is a bearer client, which
+    ``SessionAuth(bearer=True)`` authenticates by that header alone, never by the cookie, and a
+    browser sends that header cross-site only after a CORS preflight the application allowed.
+    """
+    if headers.get("authorization", "")[:7].lower() == "bearer ":
+        return
     if not origin_allowed(scope, headers, trusted_origins):
         raise CSRFError(CSRFReason.ORIGIN)
     token = headers.get(header_name) or None
