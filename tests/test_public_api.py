@@ -36,6 +36,8 @@ PUBLIC = [
     "SessionSchema",
     "SessionTooLarge",
     "StarletteCookie",
+    "TokenRefusal",
+    "TokenRefused",
     "__version__",
     "csrf_field",
     "csrf_token",
@@ -51,6 +53,7 @@ ERRORS = [
     "SealedSessionsError",
     "SessionDataError",
     "SessionTooLarge",
+    "TokenRefused",
 ]
 TESTING_PUBLIC = ["UnsealedCookie", "seal", "unseal"]
 SUBPACKAGES = {"testing", "fastapi", "sqlalchemy", "typed"}

@@ -98,6 +98,20 @@ class Accounts:
             await db.commit()
         return user
 
+    async def user_with_email(self, db: AsyncSession, email: str) -> User | None:
+        """The user with this e-mail address, or ``None`` (a malformed address has none)."""
+        try:
+            address = normalize_email(email)
+        except AccountError:
+            return None
+        user: User | None = (await db.execute(select(User).where(User.email == address))).scalar_one_or_none()
+        return user
+
+    async def set_password(self, user: User, new: str) -> None:
+        """Set a new password hash on ``user`` (not committed), no current password asked: after a reset link."""
+        check_new_password(new)
+        user.password_hash = await self.hasher.hash(new)
+
     async def change_password(self, user: User, current: str, new: str, *, client: str | None) -> None:
         """Set a new password hash on ``user`` (not committed); :class:`AccountError` when ``current`` is wrong.
 

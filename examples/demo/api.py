@@ -13,6 +13,12 @@ and never logs in. Each login is a device: ``GET /api/devices`` lists the user's
 ``DELETE /api/devices/{id}`` ends one of them (404 for an id that is not the user's), and
 ``POST /api/logout`` ends this device on the server, so no copy of its cookie works afterwards;
 the user's other devices stay logged in.
+
+``POST /api/forgot-password`` answers 202 with the same body for every address (and, in development
+with ``DEMO_SHOW_LINKS``, the link a real site would e-mail, only when the address has an account);
+``POST /api/reset-password`` with that link's token sets a new password once and ends every session.
+``POST /api/verify-email/send`` makes a verification link for the logged-in user, and
+``POST /api/verify-email`` redeems it. A dead link gets 400 with one message, whatever the reason.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from .accounts import REGISTERED, AccountError
 from .auth import AppAccounts, AppSettings, Auth, CurrentUser, PrimaryUser, client_address
 from .db import Db
 from .errors import TryLater
+from .links import LINK_SENT, RESET, VERIFICATION_SENT, VERIFY, reset_password, send_link, verify_email
 from .models import User
 from .passwords import MAX_PASSWORD_LENGTH
 
@@ -63,12 +70,32 @@ class Registered(BaseModel):
     message: str
 
 
+class ForgotPassword(BaseModel):
+    email: str = Field(max_length=254)
+
+
+class LinkSent(BaseModel):
+    message: str
+    link: str | None = None
+    """Development only (``DEMO_SHOW_LINKS``): the path a real site would e-mail."""
+
+
+class PasswordReset(BaseModel):
+    token: str = Field(max_length=1024)
+    new_password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+
+
+class EmailVerification(BaseModel):
+    token: str = Field(max_length=1024)
+
+
 class UserOut(BaseModel):
     id: int
     email: str
 
 
 class Me(UserOut):
+    email_verified: bool
     logged_in_at: datetime | None
     session_expires_at: datetime | None
     served_by: str
@@ -144,6 +171,7 @@ async def api_me(request: Request, user: CurrentUser, settings: AppSettings) -> 
     return Me(
         id=user.id,
         email=user.email,
+        email_verified=user.email_verified,
         logged_in_at=_time(session.get(SessionAuth.login_time_key)),
         session_expires_at=_time(getattr(session, "expires_at", None)),
         served_by=settings.instance_name,
@@ -190,4 +218,43 @@ async def api_password(
     except TryLater as exc:
         raise _try_later(exc) from None
     await auth.revoke(db, user, keep=request)
+    return Response(status_code=204)
+
+
+@router.post("/forgot-password", status_code=202)
+async def api_forgot_password(
+    body: ForgotPassword, db: Db, auth: Auth, accounts: AppAccounts, settings: AppSettings
+) -> LinkSent:
+    """Send a password-reset link if the address has an account; the same answer either way."""
+    user = await accounts.user_with_email(db, body.email)
+    return LinkSent(message=LINK_SENT, link=send_link(auth, settings, user, RESET) if user is not None else None)
+
+
+@router.post("/reset-password", status_code=204)
+async def api_reset_password(body: PasswordReset, db: Db, auth: Auth, accounts: AppAccounts) -> Response:
+    """Set a new password with a reset link's token (once); every session of the user ends."""
+    try:
+        await reset_password(auth, accounts, db, body.token, body.new_password)
+    except AccountError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    except TryLater as exc:
+        raise _try_later(exc) from None
+    return Response(status_code=204)
+
+
+@router.post("/verify-email/send", status_code=202)
+async def api_verify_send(user: PrimaryUser, auth: Auth, settings: AppSettings) -> LinkSent:
+    """Send the logged-in user a link that verifies their address (nothing if it is verified)."""
+    if user.email_verified:
+        return LinkSent(message="Your e-mail address is already verified.")
+    return LinkSent(message=VERIFICATION_SENT, link=send_link(auth, settings, user, VERIFY))
+
+
+@router.post("/verify-email", status_code=204)
+async def api_verify_email(body: EmailVerification, db: Db, auth: Auth) -> Response:
+    """Verify the address a verification link was sent to (once; a changed address kills the link)."""
+    try:
+        await verify_email(auth, db, body.token)
+    except AccountError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
     return Response(status_code=204)

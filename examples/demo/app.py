@@ -90,7 +90,7 @@ def create_app(
     maker = async_sessionmaker(engine, expire_on_commit=False)
     read_engine = make_engine(settings.read_database_url) if settings.read_database_url else None
     read_maker = async_sessionmaker(read_engine, expire_on_commit=False) if read_engine is not None else None
-    auth = make_auth(settings, clock, max_age=SESSION_MAX_AGE)
+    auth = make_auth(settings, clock, max_age=SESSION_MAX_AGE, keys=keys, context=SESSION_CONTEXT)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

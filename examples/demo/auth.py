@@ -19,6 +19,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from sealed_sessions import KeyRing
 from sealed_sessions.fastapi import SessionAuth
 
 from .accounts import Accounts
@@ -44,9 +45,12 @@ SEEN_INTERVAL = 15 * 60
 """A device's "last seen" time is written at most this often (seconds): one UPDATE per device per interval."""
 
 
-def make_auth(settings: Settings, clock: Callable[[], float], *, max_age: int) -> SessionAuth[User]:
+def make_auth(
+    settings: Settings, clock: Callable[[], float], *, max_age: int, keys: KeyRing, context: str
+) -> SessionAuth[User]:
     """The application's ``SessionAuth`` in device mode: a device lives ``max_age`` seconds, as long as the
-    session's absolute lifetime. Its 401 and OpenAPI label name the cookie the middleware sets."""
+    session's absolute lifetime. Its 401 and OpenAPI label name the cookie the middleware sets. ``keys``
+    and ``context`` are the middleware's: they seal the password-reset and verification links."""
     return SessionAuth(
         User,
         get_db,
@@ -56,6 +60,8 @@ def make_auth(settings: Settings, clock: Callable[[], float], *, max_age: int) -
         devices=Device,
         device_max_age=max_age,
         seen_interval=SEEN_INTERVAL,
+        secret_key=keys,
+        context=context,
     )
 
 

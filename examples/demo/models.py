@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, String
+from sqlalchemy import DateTime, ForeignKey, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sealed_sessions.sqlalchemy import DeviceSessionMixin, SessionTokenMixin
@@ -29,6 +29,8 @@ class User(SessionTokenMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    email_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """Set by redeeming a "verify your e-mail" link (see :mod:`.links`); a changed address is unverified."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

@@ -1,5 +1,5 @@
 """The HTML pages: register, log in, profile, your devices, log out (this device, one other device,
-or all other devices), change password.
+or all other devices), change password, forgot password, verify your e-mail.
 
 Every form carries the session's CSRF token (sealed_sessions' CSRF protection: a secret in the
 sealed session, masked afresh on every page); a POST without the right one, or from another site,
@@ -11,6 +11,8 @@ Registration never logs in and answers the same whether or not the address had a
 Each login is a device row. Logging out deletes this device's row: a copy of this cookie, and a
 slow request that would otherwise set it again after the logout, are refused; the user's other
 devices stay logged in. The devices page lists them and logs out any one of them.
+"Forgot your password?" answers the same for every address; a reset link (see :mod:`.links`) sets a
+new password once and logs the user out everywhere. The profile sends a "verify your e-mail" link.
 Throttled logins get 429 and a busy password hasher 503, both with ``Retry-After``.
 """
 
@@ -31,6 +33,7 @@ from .accounts import REGISTERED, AccountError
 from .auth import (
     SEEN_INTERVAL,
     AppAccounts,
+    AppSettings,
     Auth,
     OptionalPrimaryUser,
     OptionalUser,
@@ -39,6 +42,17 @@ from .auth import (
 from .db import Db
 from .errors import TryLater
 from .html import form, hidden_field, html_page, input_field, notice
+from .links import (
+    INVALID_LINK,
+    LINK_SENT,
+    RESET,
+    VERIFICATION_SENT,
+    VERIFY,
+    check_link,
+    reset_password,
+    send_link,
+    verify_email,
+)
 from .models import User
 from .settings import Settings
 
@@ -50,6 +64,10 @@ router = APIRouter(include_in_schema=False)
 LOGGED_OUT_OTHERS = "All your other devices are logged out. This one stays logged in."
 PASSWORD_CHANGED = "Password changed. Your other devices are logged out; this one stays logged in."  # noqa: S105 - a message, not a password
 DEVICE_ENDED = "That device is logged out. It is sent to the login page at its next request."
+PASSWORD_RESET = "Password changed. Every device was logged out: log in with the new password."  # noqa: S105 - a message, not a password
+EMAIL_VERIFIED = "Your e-mail address is verified."
+DEV_LINK = "dev-link"
+"""The flash category of a link shown on the page in development (``DEMO_SHOW_LINKS``)."""
 _LOGIN_NOTICES = {"registered": REGISTERED}
 
 
@@ -103,9 +121,11 @@ def _login_page(
     done = _LOGIN_NOTICES.get(request.query_params.get("done", ""), "")
     body = (
         (notice(done) if done else "")
+        + _flashed(request)
         + (notice(error, error=True) if error else "")
         + form("/login", csrf_token(request), fields, "Log in", form_id="login")
     )
+    body += '<p><a href="/forgot" id="forgot-link">Forgot your password?</a></p>'
     body += '<p>New here? <a href="/register">Create an account</a></p>'
     return html_page("Log in", body, served_by=_served_by(request), status_code=status_code, headers=headers)
 
@@ -167,8 +187,149 @@ async def login_submit(
 
 
 def _flashed(request: Request) -> str:
-    """The messages flashed by the POST that redirected here, as notices (each shown once)."""
-    return "".join(notice(m.message, error=m.category == "error") for m in get_flashed_messages(request))
+    """The messages flashed by the POST that redirected here, as notices (each shown once); a development
+    link as a link."""
+    return "".join(
+        f'<p class="notice" id="dev-link">Development only, as no mail server runs here: '
+        f'<a href="{escape(m.message)}">the link a real site would e-mail</a></p>'
+        if m.category == DEV_LINK
+        else notice(m.message, error=m.category == "error")
+        for m in get_flashed_messages(request)
+    )
+
+
+def _sent(request: Request, message: str, link: str | None) -> None:
+    """Flash that a link was sent, and in development the link itself."""
+    flash(request, message, "success")
+    if link is not None:
+        flash(request, link, DEV_LINK)
+
+
+# -- forgot password, reset, verify -------------------------------------------------------------
+
+
+@router.get("/forgot")
+async def forgot_form(request: Request) -> Response:
+    fields = input_field("E-mail", "email", kind="email", autocomplete="username")
+    body = _flashed(request) + form("/forgot", csrf_token(request), fields, "Send me a reset link", form_id="forgot")
+    body += '<p><a href="/login">Back to log in</a></p>'
+    return html_page("Forgot your password?", body, served_by=_served_by(request))
+
+
+@router.post("/forgot", dependencies=[Csrf])
+async def forgot_submit(
+    request: Request, db: Db, auth: Auth, accounts: AppAccounts, settings: AppSettings, email: Annotated[str, Form()]
+) -> Response:
+    """The same answer for every address; a reset link only for an address that has an account."""
+    user = await accounts.user_with_email(db, email)
+    link = send_link(auth, settings, user, RESET) if user is not None else None
+    _sent(request, LINK_SENT, link)  # in development, the link's presence tells: that is the price of no mail
+    return _see_other("/forgot")
+
+
+def _link_page(
+    request: Request,
+    title: str,
+    action: str,
+    token: str,
+    fields: str,
+    button: str,
+    *,
+    error: str = "",
+    status_code: int = 200,
+) -> Response:
+    if error == INVALID_LINK:
+        body = (
+            notice(error, error=True)
+            + '<p><a href="/forgot">Ask for a new reset link</a> or <a href="/login">log in</a></p>'
+        )
+    else:
+        body = (notice(error, error=True) if error else "") + form(
+            action, csrf_token(request), hidden_field("token", token) + fields, button, form_id=action.strip("/")
+        )
+    return html_page(title, body, served_by=_served_by(request), status_code=status_code)
+
+
+def _reset_page(request: Request, token: str, *, error: str = "", status_code: int = 200) -> Response:
+    fields = input_field(
+        "New password (8 characters or more)", "new_password", kind="password", autocomplete="new-password"
+    )
+    return _link_page(
+        request, "Choose a new password", "/reset", token, fields, "Set password", error=error, status_code=status_code
+    )
+
+
+@router.get("/reset")
+async def reset_form(request: Request, db: Db, auth: Auth, token: str = "") -> Response:
+    """The form for a new password, or "invalid link" at once (one SELECT; nothing changes)."""
+    if not await check_link(auth, db, token, RESET):
+        return _reset_page(request, token, error=INVALID_LINK, status_code=400)
+    return _reset_page(request, token)
+
+
+@router.post("/reset", dependencies=[Csrf])
+async def reset_submit(
+    request: Request,
+    db: Db,
+    auth: Auth,
+    accounts: AppAccounts,
+    token: Annotated[str, Form()],
+    new_password: Annotated[str, Form()],
+) -> Response:
+    try:
+        await reset_password(auth, accounts, db, token, new_password)
+    except AccountError as exc:
+        return _reset_page(request, token, error=str(exc), status_code=400)
+    except TryLater as exc:
+        return html_page(
+            "Try again later",
+            notice(exc.message, error=True),
+            served_by=_served_by(request),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+    flash(request, PASSWORD_RESET, "success")
+    return _see_other("/login")
+
+
+def _verify_page(request: Request, token: str, *, error: str = "", status_code: int = 200) -> Response:
+    return _link_page(
+        request,
+        "Verify your e-mail",
+        "/verify-email",
+        token,
+        "",
+        "Verify my address",
+        error=error,
+        status_code=status_code,
+    )
+
+
+@router.get("/verify-email")
+async def verify_form(request: Request, db: Db, auth: Auth, token: str = "") -> Response:
+    """A button to confirm (a GET changes nothing, so a mail scanner fetching the link verifies nothing)."""
+    if not await check_link(auth, db, token, VERIFY):
+        return _verify_page(request, token, error=INVALID_LINK, status_code=400)
+    return _verify_page(request, token)
+
+
+@router.post("/verify-email", dependencies=[Csrf])
+async def verify_submit(request: Request, db: Db, auth: Auth, token: Annotated[str, Form()]) -> Response:
+    try:
+        await verify_email(auth, db, token)
+    except AccountError as exc:
+        return _verify_page(request, token, error=str(exc), status_code=400)
+    flash(request, EMAIL_VERIFIED, "success")
+    return _see_other("/profile")
+
+
+@router.post("/verify-email/send", dependencies=[Csrf])
+async def verify_send(request: Request, auth: Auth, settings: AppSettings, user: OptionalPrimaryUser) -> Response:
+    if user is None:
+        return _see_other("/login")
+    if not user.email_verified:
+        _sent(request, VERIFICATION_SENT, send_link(auth, settings, user, VERIFY))
+    return _see_other("/profile")
 
 
 # -- pages for a logged-in user ----------------------------------------------------------------
@@ -188,6 +349,7 @@ def _profile_page(
     details = (
         "<dl>"
         f'<dt>E-mail</dt><dd id="email">{escape(user.email)}</dd>'
+        f'<dt>E-mail verified</dt><dd id="email-verified">{"yes" if user.email_verified else "no"}</dd>'
         f'<dt>Logged in at</dt><dd id="login-time">{_when(session.get(SessionAuth.login_time_key))}</dd>'
         f'<dt>Session expires at</dt><dd id="expires-at">{_when(getattr(session, "expires_at", None))}</dd>'
         "</dl>"
@@ -199,10 +361,22 @@ def _profile_page(
     password_fields = input_field(
         "Current password", "current_password", kind="password", autocomplete="current-password"
     ) + input_field("New password (8 characters or more)", "new_password", kind="password", autocomplete="new-password")
+    verify = (
+        ""
+        if user.email_verified
+        else form(
+            "/verify-email/send",
+            token,
+            "<p>Prove this address is yours: we send it a link that verifies it.</p>",
+            "Send a verification link",
+            form_id="verify-send",
+        )
+    )
     body = (
         flashed
         + (notice(error, error=True) if error else "")
         + details
+        + verify
         + form(
             "/logout",
             token,

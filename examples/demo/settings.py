@@ -8,6 +8,7 @@
 | ``DEMO_HTTPS_ONLY`` | ``true`` behind HTTPS: a ``Secure`` cookie named ``__Host-session`` | ``false`` (plain HTTP) |
 | ``DEMO_INSTANCE_NAME`` | the name shown in every page footer and ``/api/me`` | the host name |
 | ``DEMO_DOCS`` | ``true`` serves ``/docs``, ``/redoc`` and ``/openapi.json`` (development) | ``false`` |
+| ``DEMO_SHOW_LINKS`` | ``true`` logs and shows links a site would e-mail (no mail here) | ``true`` over HTTP |
 
 The password-hashing cost is not read from the environment: production always gets
 ``scrypt_n=2**17``. Tests lower it by building ``Settings(scrypt_n=...)`` in code.
@@ -32,6 +33,7 @@ __all__ = [
     "INSTANCE_NAME_ENV",
     "KEYS_ENV",
     "READ_DATABASE_URL_ENV",
+    "SHOW_LINKS_ENV",
     "Settings",
 ]
 
@@ -44,6 +46,7 @@ READ_DATABASE_URL_ENV = "DEMO_READ_DATABASE_URL"
 HTTPS_ONLY_ENV = "DEMO_HTTPS_ONLY"
 INSTANCE_NAME_ENV = "DEMO_INSTANCE_NAME"
 DOCS_ENV = "DEMO_DOCS"
+SHOW_LINKS_ENV = "DEMO_SHOW_LINKS"
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///demo.db"
 _TRUE = {"1", "true", "yes", "on"}
@@ -76,6 +79,9 @@ class Settings:
     """Serve the interactive API docs. Off by default: they map the whole API for anyone."""
     scrypt_n: int = DEFAULT_SCRYPT_N
     """scrypt cost for new password hashes (2**17: 128 MiB, OWASP's advice). Only tests lower it."""
+    show_links: bool | None = None
+    """Log the links a real site would e-mail (password reset, verification) and show them on the page.
+    ``None``: on in plain-HTTP development, off behind HTTPS (see :attr:`links_shown`)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -88,7 +94,17 @@ class Settings:
             https_only=_parse_bool(HTTPS_ONLY_ENV, environ.get(HTTPS_ONLY_ENV, "false")),
             instance_name=environ.get(INSTANCE_NAME_ENV, "").strip() or socket.gethostname(),
             docs=_parse_bool(DOCS_ENV, environ.get(DOCS_ENV, "false")),
+            show_links=_parse_bool(SHOW_LINKS_ENV, environ[SHOW_LINKS_ENV]) if SHOW_LINKS_ENV in environ else None,
         )
+
+    @property
+    def links_shown(self) -> bool:
+        """Whether e-mail links are logged and shown: ``show_links``, by default only in development.
+
+        A link holds a token that resets a password: whoever reads the log or the page could use it.
+        Fine on a developer's machine without a mail server; never in production.
+        """
+        return self.show_links if self.show_links is not None else not self.https_only
 
     @property
     def cookie_name(self) -> str:

@@ -14,6 +14,8 @@ from ._errors import (
     SealedSessionsError,
     SessionDataError,
     SessionTooLarge,
+    TokenRefusal,
+    TokenRefused,
 )
 from ._flash import FlashMessage, flash, get_flashed_messages
 from ._keys import KeyInput, KeyRing, generate_key
@@ -47,6 +49,8 @@ __all__ = [
     "SessionSchema",
     "SessionTooLarge",
     "StarletteCookie",
+    "TokenRefusal",
+    "TokenRefused",
     "__version__",
     "csrf_field",
     "csrf_token",

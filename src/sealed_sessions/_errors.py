@@ -11,13 +11,16 @@
     ├── CSRFError            (also Starlette's HTTPException, 403)  an unsafe request failed the
     │                                             CSRF check; carries .reason (in _csrf.py)
     ├── UnusableUser         (also a ValueError)  a user object not flushed, or its token not loaded
+    ├── TokenRefused                              a purpose-bound token was not redeemed; carries .reason
     └── DatabaseUnavailable                       the revocation check got no answer; carries .error
 
 The middleware never lets :class:`InvalidCookie` escape: a bad cookie becomes an empty session
 and a log record. :mod:`sealed_sessions.fastapi` never lets :class:`DatabaseUnavailable` escape:
-it becomes a 503 (or a WebSocket close with 1013). The others are programming or deployment
-errors and are meant to be loud. None of them ever carries a key, a cookie's contents, SQL, query
-parameters, a revocation token or a database URL in its message.
+it becomes a 503 (or a WebSocket close with 1013). :class:`TokenRefused` is an answer, not a
+fault: the application catches it and shows one "this link is invalid or has expired". The others
+are programming or deployment errors and are meant to be loud. None of them ever carries a key, a
+cookie's contents, a purpose-bound token, SQL, query parameters, a revocation token or a database
+URL in its message.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ __all__ = [
     "SealedSessionsError",
     "SessionDataError",
     "SessionTooLarge",
+    "TokenRefusal",
+    "TokenRefused",
     "UnsupportedModel",
     "UnusableUser",
 ]
@@ -117,6 +122,38 @@ class UnusableUser(SealedSessionsError, ValueError):
     """A user object passed to login or revocation cannot be used as it is: not flushed yet (no
     primary key), its ``session_token`` not loaded (expired by a commit), or, for
     ``revoke(keep=request)``, not the user that request's session belongs to."""
+
+
+class TokenRefusal(enum.StrEnum):
+    """Why a purpose-bound token was refused (``SessionAuth.redeem_token``): the reason code logged."""
+
+    MALFORMED = "malformed"
+    """Not a token: not a string, not canonical base64url, too short or too long, an unknown
+    format version, or an authentic payload that is not a token's."""
+    FORGED = "forged"
+    """Authentication failed: tampered with, truncated, sealed for another purpose or application,
+    a session cookie or bearer token, or under a key id that is not in the ring (a dropped key)."""
+    EXPIRED = "expired"
+    """Outside its validity window: past its expiry, or issued further in the future than the
+    allowed clock skew."""
+    UNKNOWN_USER = "unknown_user"
+    """No active user has the token's id: deleted, or deactivated (``active_attribute``)."""
+    STALE = "stale"
+    """The user's bound columns changed since the token was issued: used already (a reset link
+    after the password changed), or made obsolete (a verification link after the address changed)."""
+
+
+class TokenRefused(SealedSessionsError):
+    """A purpose-bound token was not redeemed. ``reason`` says why; the token itself is never kept.
+
+    Show the person one message for every reason ("this link is invalid or has expired"): the
+    reasons are for logs and tests, and ``unknown_user`` versus ``stale`` says something about an
+    account.
+    """
+
+    def __init__(self, reason: TokenRefusal) -> None:
+        self.reason = reason
+        super().__init__(f"token refused: {reason.value}")
 
 
 class DatabaseUnavailable(SealedSessionsError):
