@@ -136,7 +136,7 @@ class TypedSession(Generic[T]):
         """The typed view of this request's session: one object per request, a new one after ``session.reset()``."""
         session = connection if isinstance(connection, Session) else Session.of(connection, self.scope_key)
         session.mark_accessed()
-        views: dict[TypedSession[Any], tuple[Any, bool]] = vars(session).setdefault(_VIEWS, {})
+        views: dict[TypedSession[Any], tuple[Any, int]] = vars(session).setdefault(_VIEWS, {})
         cached = views.get(self)
         if cached is None or cached[1] != session.generation:  # a reset (login) or clear (logout) detaches it
             view = self._open(session)
