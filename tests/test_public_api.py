@@ -15,15 +15,19 @@ import sealed_sessions
 import sealed_sessions.testing
 
 PUBLIC = [
+    "AuthEvent",
+    "AuthEvents",
     "CSRFError",
     "CSRFMiddleware",
     "CSRFReason",
     "ClientSessionsCookie",
     "ConfigurationError",
+    "EventKind",
     "FlashMessage",
     "InvalidCookie",
     "KeyInput",
     "KeyRing",
+    "KeyUsage",
     "LegacyCookie",
     "LegacySession",
     "Opened",
@@ -44,6 +48,7 @@ PUBLIC = [
     "flash",
     "generate_key",
     "get_flashed_messages",
+    "prometheus_collector",
     "rotate_csrf_token",
 ]
 ERRORS = [

@@ -17,8 +17,11 @@ from ._errors import (
     TokenRefusal,
     TokenRefused,
 )
+from ._events import AuthEvent, AuthEvents, EventKind
 from ._flash import FlashMessage, flash, get_flashed_messages
+from ._key_usage import KeyUsage
 from ._keys import KeyInput, KeyRing, generate_key
+from ._metrics import prometheus_collector
 from ._middleware import SessionMiddleware
 from ._migration import LegacyCookie, LegacySession, StarletteCookie
 from ._payload import Opened
@@ -28,15 +31,19 @@ from ._session import Session, SessionSchema
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthEvent",
+    "AuthEvents",
     "CSRFError",
     "CSRFMiddleware",
     "CSRFReason",
     "ClientSessionsCookie",
     "ConfigurationError",
+    "EventKind",
     "FlashMessage",
     "InvalidCookie",
     "KeyInput",
     "KeyRing",
+    "KeyUsage",
     "LegacyCookie",
     "LegacySession",
     "Opened",
@@ -57,5 +64,6 @@ __all__ = [
     "flash",
     "generate_key",
     "get_flashed_messages",
+    "prometheus_collector",
     "rotate_csrf_token",
 ]

@@ -7,7 +7,8 @@ request, with the device joined into its one ``SELECT``, is in :mod:`._revocatio
 
 Each operation commits its own work and turns a database failure into a logged
 :class:`~sealed_sessions.DatabaseUnavailable`; register
-:meth:`DeviceMode.database_unavailable_response` as its handler to answer a 503.
+:meth:`DeviceMode.database_unavailable_response` as its handler to answer a 503. Once its work is
+done, each reports it on ``events`` (see :mod:`._events`): login, logout, a device ended, a purge.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ._device_store import (
     device_proof,
 )
 from ._errors import ConfigurationError
+from ._events import AuthEvent, AuthEvents, EventKind
 from ._lifetime import check_seconds
 from ._revocation import RevocationCheck, UserT
 from ._sealer import DEFAULT_MAX_AGE
@@ -55,6 +57,7 @@ class DeviceMode(Generic[UserT]):
     """The device table, in device mode; ``None`` in user-token mode."""
     record_ip: bool
     """Device mode: store the client's address at login (off by default: privacy)."""
+    events: AuthEvents
 
     def session_data(self, user: UserT) -> dict[str, Any]:  # pragma: no cover - SessionAuth defines it
         raise NotImplementedError
@@ -100,6 +103,7 @@ class DeviceMode(Generic[UserT]):
         reset_session(session, keep)
         session.update(data)
         session.update({DEVICE_ID_KEY: proof.id, DEVICE_SECRET_KEY: proof.secret, SEEN_KEY: now})
+        self.events.emit(AuthEvent(EventKind.LOGIN, now, user_id=_user_id(user), device_id=proof.id))
         return proof.id
 
     async def logout_device(self, db: AsyncSession, request: HTTPConnection) -> bool:
@@ -117,6 +121,10 @@ class DeviceMode(Generic[UserT]):
         if uid is not None and proof is not None:
             ended = await guarded(_end_and_commit(store, db, uid, proof.id), "device logout")
         session.clear()
+        if uid is not None:
+            device_id = None if proof is None else proof.id
+            event = AuthEvent(EventKind.LOGOUT, self.clock(), user_id=str(uid), ended=int(ended), device_id=device_id)
+            self.events.emit(event)
         return ended
 
     def current_device_id(self, request: HTTPConnection) -> str | None:
@@ -145,7 +153,14 @@ class DeviceMode(Generic[UserT]):
         another user's device.
         """
         store = self._device_mode("end_device")
-        return await guarded(_end_and_commit(store, db, _identity(user), device_id), "ending a device")
+        ended = await guarded(_end_and_commit(store, db, _identity(user), device_id), "ending a device")
+        if ended:
+            uid = _user_id(user)
+            event = AuthEvent(
+                EventKind.REVOKE, self.clock(), user_id=uid, ended=1, reason="device_ended", device_id=device_id
+            )
+            self.events.emit(event)
+        return ended
 
     async def purge_devices(self, db: AsyncSession) -> int:
         """Device mode: delete every expired device row, of every user (one ``DELETE``, committed).
@@ -159,7 +174,10 @@ class DeviceMode(Generic[UserT]):
             await db.commit()
             return count
 
-        return await guarded(purge(), "device purge")
+        count = await guarded(purge(), "device purge")
+        if count:
+            self.events.emit(AuthEvent(EventKind.REVOKE, self.clock(), ended=count, reason="expired"))
+        return count
 
     def database_unavailable_response(self, request: Request, exc: Exception) -> Response:
         """An exception handler for :class:`DatabaseUnavailable`: the 503 the dependencies answer.
@@ -242,6 +260,11 @@ def _address(request: HTTPConnection) -> str | None:
         return None if request.client is None else str(ipaddress.ip_address(request.client.host))
     except ValueError:
         return None
+
+
+def _user_id(user: Any) -> str:
+    """A user's primary key as events carry it."""
+    return str(_identity(user))
 
 
 async def _end_and_commit(store: DeviceStore[Any], db: AsyncSession, user_id: Any, device_id: str) -> bool:

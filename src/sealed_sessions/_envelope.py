@@ -82,7 +82,7 @@ class Envelope:
     Build it once per cookie name at startup; it holds the derived subkeys.
     """
 
-    __slots__ = ("_current_id", "_current_key", "_keys", "_v1_keys", "max_length")
+    __slots__ = ("_current_id", "_current_key", "_keys", "_v1_ids", "_v1_keys", "max_length")
 
     max_length: int
     """Longest value :meth:`open` decodes; longer ones are refused first (``TOO_LARGE``)."""
@@ -93,6 +93,8 @@ class Envelope:
         self.max_length = max_length
         self._keys = keys.subkeys(cookie_name, context)
         self._v1_keys = {} if context else keys.v1_subkeys(cookie_name)
+        # A version 1 cookie is reported under the id its key has now, so usage counts per master key.
+        self._v1_ids = {e.v1_key_id: e.key_id for e in keys._entries if e.v1_key_id is not None}
         self._current_id = keys.key_ids[0]
         self._current_key = self._keys[self._current_id]
 
@@ -116,23 +118,32 @@ class Envelope:
         Refuses oversized input before decoding it, and picks the key by id: one MAC check at
         most, whatever the number of keys.
         """
+        plaintext, _, current = self.open_with_key_id(value)
+        return plaintext, current
+
+    def open_with_key_id(self, value: str) -> tuple[bytes, bytes, bool]:
+        """:meth:`open`, also naming the key that opened ``value``: ``(plaintext, key_id, sealed_with_current_key)``.
+
+        ``key_id`` is one of the ring's :attr:`KeyRing.key_ids` (for a version 1 cookie, the id
+        its key has in the current format), so usage can be counted per key at no extra cost.
+        """
         if len(value) > self.max_length:
             raise InvalidCookie(Reason.TOO_LARGE)
         if len(value) < _MIN_TEXT:
             raise InvalidCookie(Reason.MALFORMED)
         raw = b64decode_strict(value)
+        key_id = raw[1 : 1 + KEY_ID_SIZE]
         if raw[0] == VERSION:
-            keys = self._keys
+            key = self._keys.get(key_id)
         elif raw[0] == V1:
-            keys = self._v1_keys
+            key = self._v1_keys.get(key_id)
+            key_id = self._v1_ids.get(key_id, key_id)
         else:
             raise InvalidCookie(Reason.UNKNOWN_VERSION)
-        key_id = raw[1 : 1 + KEY_ID_SIZE]
-        key = keys.get(key_id)
         if key is None:
             raise InvalidCookie(Reason.UNKNOWN_KEY)
         try:
             plaintext = crypto_secretbox_open_easy(raw[HEADER_SIZE:], raw[1 + KEY_ID_SIZE : HEADER_SIZE], key)
         except CryptoError:
             raise InvalidCookie(Reason.BAD_MAC) from None
-        return plaintext, key is self._current_key
+        return plaintext, key_id, key is self._current_key

@@ -15,12 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ._chunks import Chunks
 from ._cookie import CookieOptions, default_name
 from ._errors import InvalidCookie, Reason
+from ._events import AuthEvents
 from ._headers import header_list, keep_out_of_shared_caches, vary_on_cookie
+from ._key_usage import KeyUsage
 from ._keys import KeyInput
 from ._legacy import LegacyReaders
 from ._lifetime import expiry
 from ._migration import LegacyCookie
-from ._payload import Opened, dump_data
+from ._payload import Opened, dump_data, plain_values_only
 from ._rejections import RejectionLog
 from ._sealer import DEFAULT_MAX_AGE, Sealer
 from ._session import Session, SessionSchema
@@ -50,7 +52,8 @@ class SessionMiddleware:
 
     Beyond Starlette, all off by default: ``max_chunks`` (a session spans cookies), ``compress``
     (mind the length leak), ``legacy`` (migrate Starlette or node-client-sessions cookies once),
-    ``schema`` (check the data of every cookie that opens, :mod:`sealed_sessions.typed`).
+    ``schema`` (check the data of every cookie that opens, :mod:`sealed_sessions.typed`). Refusals
+    and cookies opened with an older key are :attr:`events` (share one hub with ``SessionAuth``).
 
     Stacking: give each instance its own ``session_cookie`` and ``scope_key`` (the session is
     ``scope[scope_key]``; ``request.session`` is ``scope["session"]``).
@@ -71,6 +74,10 @@ class SessionMiddleware:
     """Seconds since the epoch; injectable for tests."""
     rejections: RejectionLog
     """Refused cookies: rate-limited logging, and ``rejections.counts`` per reason since start."""
+    events: AuthEvents
+    """Where ``refusal`` and ``old_key`` events go (``events=``, or a hub of its own)."""
+    key_usage: KeyUsage
+    """Cookies opened per key id since start: when an older key can be dropped."""
     chunks: Chunks
     """How a session is split across cookies (one cookie unless ``max_chunks`` is raised)."""
     legacy: LegacyReaders
@@ -98,6 +105,7 @@ class SessionMiddleware:
         compress: bool = False,
         legacy: LegacyCookie | Sequence[LegacyCookie] = (),
         schema: SessionSchema | None = None,
+        events: AuthEvents | None = None,
     ) -> None:
         self.app = app
         if session_cookie is None:
@@ -122,7 +130,9 @@ class SessionMiddleware:
         )
         self.scope_key = scope_key
         self.clock = clock
-        self.rejections = RejectionLog(session_cookie, clock)
+        self.events = AuthEvents() if events is None else events
+        self.rejections = RejectionLog(session_cookie, clock, listener=self.events.emit)
+        self.key_usage = self.events.key_usage = KeyUsage(self.sealer, self.events, clock)
         self.legacy = LegacyReaders(legacy, self.cookie, self.sealer.lifetime, clock)
         self.schema = schema
 
@@ -191,6 +201,8 @@ class SessionMiddleware:
                 return None
         if len(values) > 1:
             self.rejections(Reason.DUPLICATE)
+        if found is not None:
+            self.key_usage.opened(found, now)
         return found
 
     def _fit(self, opened: Opened, rewrite: bool) -> tuple[Opened | None, bool]:
@@ -200,9 +212,7 @@ class SessionMiddleware:
         if data is None:
             self.rejections(Reason.SCHEMA)
             return None, False
-        if data is opened.data:
-            return opened, rewrite
-        return Opened(data, opened.issued_at, opened.expires_at, opened.last_active, False, opened.data_json), True
+        return (opened, rewrite) if data is opened.data else (opened.with_data(data), True)
 
     def _finish(
         self,
@@ -250,7 +260,8 @@ class SessionMiddleware:
         due: the request used the session (``accessed``), was not marked passive, and a quarter of
         the idle window has passed. An emptied session gets a deletion cookie instead.
         """
-        data_json = opened.data_json if self._surely_unchanged(session) else dump_data(session)
+        unchanged = not session.modified and plain_values_only(session)  # then no JSON encoding is needed
+        data_json = opened.data_json if unchanged else dump_data(session)
         changed = data_json != opened.data_json
         issued_at, expires_at = self._lifetime_of(session, opened, now)
         if not (
@@ -280,16 +291,6 @@ class SessionMiddleware:
         if session.has_max_age_override:
             expires_at = expiry(issued_at, session.max_age_override)
         return issued_at, expires_at
-
-    @staticmethod
-    def _surely_unchanged(session: Session) -> bool:
-        """True when the session cannot differ from the cookie, so serialising it can be skipped.
-
-        Only writes through the dict API set ``modified``; anything else would have to mutate a
-        nested list or dict in place, so a session of plain values that was not modified is
-        unchanged. This keeps the read-only hot path free of JSON encoding.
-        """
-        return not session.modified and not any(isinstance(v, dict | list) for v in dict.values(session))
 
     def _set_cookie(
         self, data_json: bytes, issued_at: int, expires_at: int | None, now: int, last_active: int

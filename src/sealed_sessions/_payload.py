@@ -43,6 +43,7 @@ __all__ = [
     "dump_data",
     "encode",
     "load_object",
+    "plain_values_only",
 ]
 
 MAX_DEPTH = 32
@@ -79,6 +80,14 @@ class Opened:
     """False when an older key of the ring sealed it (the middleware then reseals it)."""
     data_json: bytes = field(default=b"", repr=False, compare=False)
     """The data exactly as sealed, so an unchanged session is recognised without re-encoding."""
+    key_id: bytes | None = field(default=None, compare=False)
+    """The 4-byte id of the ring key that opened it (public: every cookie carries it; for a
+    version 1 cookie, the id its key has now); ``None`` when it was not one of our cookies (a
+    legacy cookie being migrated). Not compared: which key sealed it is not what it holds."""
+
+    def with_data(self, data: dict[str, Any]) -> Opened:
+        """The same cookie with ``data`` in place of its own (a schema migrated it): to be resealed."""
+        return Opened(data, self.issued_at, self.expires_at, self.last_active, False, self.data_json, self.key_id)
 
 
 def _finite_float(text: str) -> float:
@@ -132,8 +141,8 @@ def _decompress(packed: bytes) -> bytes:
     return data_json
 
 
-def decode(plaintext: bytes, *, sealed_with_current_key: bool) -> Opened:
-    """Parse an authentic plaintext, or raise :class:`InvalidCookie` with ``BAD_PAYLOAD``."""
+def decode(plaintext: bytes, *, sealed_with_current_key: bool, key_id: bytes | None = None) -> Opened:
+    """Parse an authentic plaintext that the key ``key_id`` opened, or raise ``InvalidCookie(BAD_PAYLOAD)``."""
     if len(plaintext) < _HEADER.size + 2:
         raise InvalidCookie(Reason.BAD_PAYLOAD)
     issued_at, expires_at, last_active = _HEADER.unpack_from(plaintext)
@@ -143,7 +152,17 @@ def decode(plaintext: bytes, *, sealed_with_current_key: bool) -> Opened:
     if data_json[0] == _COMPRESSED:
         data_json = _decompress(data_json[1:])
     data = load_object(data_json)
-    return Opened(data, issued_at, expires_at or None, last_active, sealed_with_current_key, data_json)
+    return Opened(data, issued_at, expires_at or None, last_active, sealed_with_current_key, data_json, key_id)
+
+
+def plain_values_only(data: dict[str, Any]) -> bool:
+    """True when no value of ``data`` is a dict or a list.
+
+    Such data can only change through the dict API (which marks a session modified), never by a
+    nested write in place: a session of plain values that was not modified still matches its
+    ``data_json``, so serialising it again can be skipped (the read-only hot path does no JSON).
+    """
+    return not any(isinstance(v, dict | list) for v in dict.values(data))
 
 
 def load_object(data_json: bytes) -> dict[str, Any]:

@@ -222,6 +222,7 @@ class PurposeTokens(Generic[UserT]):
             self._token_refusals = RejectionLog(
                 "redeem_token", self.clock, reason_prefix="token_", template="%s refused a token: %s"
             )
+            self._token_refusals.listener = self.events.emit  # refusals are REFUSAL events too
         self._token_refusals(reason.value)
         raise TokenRefused(reason)
 

@@ -8,7 +8,9 @@ event after a window with suppressed events logs one WARNING summary with the co
 (record attribute ``suppressed``, a ``{reason: count}`` dict), then starts a new window.
 
 Nothing logged here ever holds a cookie value, a key or session data: only the cookie's name and
-reason codes. ``counts`` keeps the totals since start for the application to read or export.
+reason codes. ``counts`` keeps the totals since start for the application to read or export, and
+``listener`` (usually :meth:`AuthEvents.emit <sealed_sessions.AuthEvents.emit>`) receives every
+event, logged or not, as a ``REFUSAL`` :class:`AuthEvent`: the hub does not log these again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from ._errors import Reason
+from ._events import AuthEvent, EventKind
 
 __all__ = ["BURST", "WINDOW", "RejectionLog"]
 
@@ -43,12 +46,16 @@ class RejectionLog:
         "_window_start",
         "cookie_name",
         "counts",
+        "listener",
     )
 
     cookie_name: str
     """The cookie these events are about (its name only)."""
     counts: Counter[str]
     """Events since start, per reason code."""
+    listener: Callable[[AuthEvent], None] | None
+    """Called with a ``REFUSAL`` event for each event, suppressed from the log or not; it must not
+    raise (:meth:`AuthEvents.emit <sealed_sessions.AuthEvents.emit>` never does). ``None``: none."""
 
     def __init__(
         self,
@@ -57,8 +64,10 @@ class RejectionLog:
         *,
         reason_prefix: str = "",
         template: str = "session cookie %r rejected: %s",
+        listener: Callable[[AuthEvent], None] | None = None,
     ) -> None:
         self.cookie_name = cookie_name
+        self.listener = listener
         self._prefix = reason_prefix
         self._template = template
         self.counts = Counter()
@@ -68,27 +77,33 @@ class RejectionLog:
         self._logged: Counter[str] = Counter()
         self._suppressed: Counter[str] = Counter()
 
-    def __call__(self, reason: str) -> None:
+    def __call__(self, reason: str, *, user_id: str | None = None) -> None:
         """Record one event: log it, or count it if its reason is over this window's burst.
 
-        ``reason`` is a :class:`Reason`, or another short code (the revocation check's refusals).
+        ``reason`` is a :class:`Reason`, or another short code (the revocation check's refusals);
+        ``user_id``, when the caller knows it, goes to the listener's event (never to the log).
         """
         code = self._prefix + str(reason)
-        now = int(self._clock())
+        at = self._clock()
+        now = int(at)
         with self._lock:
             self.counts[code] += 1
             if now - self._window_start >= WINDOW:
                 self._flush(now)
-            if self._logged[code] >= BURST:
+            log = self._logged[code] < BURST
+            if log:
+                self._logged[code] += 1
+            else:
                 self._suppressed[code] += 1
-                return
-            self._logged[code] += 1
-        logger.info(
-            "session cookie %r sent more than once: %s" if reason == Reason.DUPLICATE else self._template,
-            self.cookie_name,
-            code,
-            extra={"cookie_name": self.cookie_name, "reason": code},
-        )
+        if log:
+            logger.info(
+                "session cookie %r sent more than once: %s" if reason == Reason.DUPLICATE else self._template,
+                self.cookie_name,
+                code,
+                extra={"cookie_name": self.cookie_name, "reason": code},
+            )
+        if self.listener is not None:
+            self.listener(AuthEvent(EventKind.REFUSAL, at, user_id=user_id, reason=code))
 
     def _flush(self, now: int) -> None:
         """Log what the ending window suppressed, and start a new window."""

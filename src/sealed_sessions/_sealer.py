@@ -99,8 +99,8 @@ class Sealer:
         Raises :class:`InvalidCookie` for anything that is not authentic or not readable. Never use
         it to decide whether a request is logged in: an expired session opens here.
         """
-        plaintext, current = self._envelope.open(value)
-        return decode(plaintext, sealed_with_current_key=current)
+        plaintext, key_id, current = self._envelope.open_with_key_id(value)
+        return decode(plaintext, sealed_with_current_key=current, key_id=key_id)
 
     def seal(
         self,

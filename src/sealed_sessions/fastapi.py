@@ -37,7 +37,7 @@ from starlette.status import HTTP_401_UNAUTHORIZED, HTTP_503_SERVICE_UNAVAILABLE
 from starlette.websockets import WebSocket
 
 from ._auth_scheme import SessionCookie
-from ._bearer import BearerLogin
+from ._bearer import DEFAULT_BEARER_MAX_AGE, BearerLogin
 from ._cookie import DEFAULT_NAME
 from ._csrf_fastapi import CSRFProtect
 from ._dependencies import (
@@ -51,7 +51,7 @@ from ._device_model import DeviceInfo, DeviceSessionMixin
 from ._device_sessions import DEFAULT_MAX_DEVICES, DeviceMode, device_store, reset_session
 from ._device_store import SEEN_INTERVAL, device_proof
 from ._errors import ConfigurationError, DatabaseUnavailable, UnsupportedModel, UnusableUser
-from ._events import AuthEvents
+from ._events import AuthEvent, AuthEvents, EventKind
 from ._fresh import FreshLogin
 from ._keys import KeyInput, KeyRing
 from ._lifetime import check_seconds
@@ -111,7 +111,11 @@ class SessionAuth(DeviceMode[UserT], PurposeTokens[UserT], FreshLogin[UserT], Be
     - ``secret_key`` (and ``context``): the keys that seal purpose-bound tokens and bearer tokens
       (:meth:`issue_token`, ``bearer=True``); give the middleware's. Each use has its own subkey,
       so neither opens as a session cookie, nor as the other.
-    - ``bearer``: also accept the session in ``Authorization: Bearer ...`` (see :mod:`._bearer`).
+    - ``bearer``: also accept the session in ``Authorization: Bearer ...`` (see :mod:`._bearer`),
+      sealed for ``bearer_max_age`` seconds (14 days by default).
+    - ``events``: the :class:`AuthEvents` hub for login, logout, revoke and refusal events; pass
+      the middleware's (``SessionMiddleware(..., events=events)``) to get every event in one place.
+      By default ``SessionAuth`` builds its own, :attr:`events`.
     - ``read_db``: a dependency giving an ``AsyncSession`` on a read replica. The check runs
       there; a miss is confirmed on the primary before the session is refused, a failing replica
       falls back to the primary, and every write goes to ``get_db``. :attr:`primary_user` checks
@@ -154,7 +158,7 @@ class SessionAuth(DeviceMode[UserT], PurposeTokens[UserT], FreshLogin[UserT], Be
     bearer: bool
     """Whether ``Authorization: Bearer`` is accepted (``bearer=True``)."""
     events: AuthEvents
-    """Lifecycle events: register callbacks with ``auth.events.on(...)``."""
+    """Lifecycle events (login, logout, revoke, refusals of the check): ``auth.events.on(kind, callback)``."""
 
     def __init__(
         self,
@@ -179,6 +183,8 @@ class SessionAuth(DeviceMode[UserT], PurposeTokens[UserT], FreshLogin[UserT], Be
         secret_key: KeyInput | None = None,
         context: str = "",
         bearer: bool = False,
+        bearer_max_age: int = DEFAULT_BEARER_MAX_AGE,
+        events: AuthEvents | None = None,
     ) -> None:
         self.check = RevocationCheck(  # first: it refuses an unusable user model
             user_model,
@@ -207,7 +213,8 @@ class SessionAuth(DeviceMode[UserT], PurposeTokens[UserT], FreshLogin[UserT], Be
         self.keys = None if secret_key is None else KeyRing(secret_key)
         self.context = context
         self.bearer = bearer
-        self.events = AuthEvents()
+        self.events = AuthEvents() if events is None else events
+        self.check.refusals.listener = self.events.emit  # session_revoked, session_malformed
         self.user_model = user_model
         self.get_db = get_db
         self.read_db = read_db
@@ -216,6 +223,10 @@ class SessionAuth(DeviceMode[UserT], PurposeTokens[UserT], FreshLogin[UserT], Be
         self.scheme = SessionCookie(
             name=session_cookie, scheme_name=scheme_name, description=description, scope_key=scope_key
         )
+        self.bearer_max_age = bearer_max_age
+        self._init_bearer()  # before any route reads the scheme's signature
+        if self.scheme.bearer is not None:
+            self.scheme.bearer.refusals.listener = self.events.emit
         self.openapi_responses = {
             HTTP_401_UNAUTHORIZED: {"description": "Not authenticated, or the session was revoked"},
             HTTP_503_SERVICE_UNAVAILABLE: {"description": "The session could not be checked; retry later"},
@@ -287,6 +298,7 @@ class SessionAuth(DeviceMode[UserT], PurposeTokens[UserT], FreshLogin[UserT], Be
         session = self.scheme.session_of(request)
         reset_session(session, keep)
         session.update(data)
+        self.events.emit(AuthEvent(EventKind.LOGIN, self.clock(), user_id=str(data[self.user_id_key])))
 
     def logout(self, request: HTTPConnection) -> None:
         """Empty the session (the browser gets a deletion cookie).
@@ -297,18 +309,24 @@ class SessionAuth(DeviceMode[UserT], PurposeTokens[UserT], FreshLogin[UserT], Be
         method is a :class:`ConfigurationError` there, so the database part cannot be forgotten).
         """
         self._user_token_mode("logout", "await auth.logout_device(db, request)")
-        self.scheme.session_of(request).clear()
+        session = self.scheme.session_of(request)
+        uid = self.check.parse_uid(session.get(self.user_id_key))
+        session.clear()
+        if uid is not None:
+            self.events.emit(AuthEvent(EventKind.LOGOUT, self.clock(), user_id=str(uid)))
 
     async def _rotate(
         self, db: AsyncSession, user: UserT, session: MutableMapping[str, Any] | None, commit: bool
-    ) -> str:
+    ) -> tuple[str, int | None]:
+        """The new token, and the device rows deleted (``None`` in user-token mode: every session)."""
         token = await rotate_session_token(db, user)
+        ended = None
         if self.device_store is not None:  # the device list shows only live devices
             current = device_proof(session) if session is not None else None
-            await self.device_store.end_all(db, _identity(user), keep=current.id if current else None)
+            ended = await self.device_store.end_all(db, _identity(user), keep=current.id if current else None)
         if commit:
             await db.commit()
-        return token
+        return token, ended
 
     async def revoke(
         self, db: AsyncSession, user: UserT, *, keep: HTTPConnection | None = None, commit: bool = True
@@ -323,7 +341,8 @@ class SessionAuth(DeviceMode[UserT], PurposeTokens[UserT], FreshLogin[UserT], Be
         die when the caller commits; with ``keep``, the new token is stored in the session only
         after a successful commit, or at once with ``commit=False``. Other pending changes in
         ``db`` (a new password hash, say) commit in the same transaction. A database failure
-        raises :class:`DatabaseUnavailable` (logged), as the dependencies' does.
+        raises :class:`DatabaseUnavailable` (logged), as the dependencies' does. Emits a ``revoke``
+        event (``ended``: the device rows deleted in device mode; ``None``: every session).
         """
         session = None
         if keep is not None:
@@ -334,6 +353,10 @@ class SessionAuth(DeviceMode[UserT], PurposeTokens[UserT], FreshLogin[UserT], Be
                 raise UnusableUser("keep= must be a request whose session belongs to the user being revoked")
             if session.get(self.token_key) != token:  # a stale, already revoked cookie must not be revived
                 raise UnusableUser("keep= must be a request whose session holds the user's current token")
-        token = await guarded(self._rotate(db, user, session, commit), "revoke")
+        token, ended = await guarded(self._rotate(db, user, session, commit), "revoke")
         if session is not None:
             session[self.token_key] = token
+        cause = "revoke" if keep is None else "revoke_others"
+        self.events.emit(
+            AuthEvent(EventKind.REVOKE, self.clock(), user_id=str(_identity(user)), ended=ended, reason=cause)
+        )
