@@ -38,12 +38,23 @@ SERVER = [
     Target(
         "derived.auth-sqlite-devices-vs-ours", "auth (SQLite): device mode / user-token mode, within 5%", ">=", 0.95
     ),
+    Target("derived.auth-sqlite-fresh-vs-ours", "auth (SQLite): fresh_user / current_user, within 5%", ">=", 0.95),
+    Target("derived.auth-sqlite-where-vs-ours", "auth (SQLite): user(where=...) / current_user, within 5%", ">=", 0.95),
     Target("derived.auth-postgresql-vs-by-id", "auth (PostgreSQL): ours / load-by-id, within 5%", ">=", 0.95),
     Target("derived.auth-postgresql-vs-table", "auth (PostgreSQL): ours / two-query session table", ">=", 1.3),
     Target("derived.auth-postgresql-vs-redis", "auth (PostgreSQL): ours / Redis sessions + user load", ">=", 1.3),
     Target(
         "derived.auth-postgresql-devices-vs-ours",
         "auth (PostgreSQL): device mode / user-token mode, within 5%",
+        ">=",
+        0.95,
+    ),
+    Target(
+        "derived.auth-postgresql-fresh-vs-ours", "auth (PostgreSQL): fresh_user / current_user, within 5%", ">=", 0.95
+    ),
+    Target(
+        "derived.auth-postgresql-where-vs-ours",
+        "auth (PostgreSQL): user(where=...) / current_user, within 5%",
         ">=",
         0.95,
     ),

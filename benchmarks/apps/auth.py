@@ -1,4 +1,4 @@
-"""An authenticated FastAPI request, seven ways: the session, then the user from the database.
+"""An authenticated FastAPI request, nine ways: the session, then the user from the database.
 
 Configured by environment variables, read once by :func:`create_app` (uvicorn's ``--factory``):
 
@@ -7,6 +7,9 @@ Configured by environment variables, read once by :func:`create_app` (uvicorn's 
   ``ours+replica``: the same with ``read_db``: the check on a read replica, a miss confirmed on
   the primary;
   ``devices``: the same in per-device mode, one SELECT joining the user and its device row;
+  ``fresh``: ``SessionAuth.fresh_user(max_age=...)``: ``ours``'s SELECT, then the sealed login time;
+  ``where``: ``SessionAuth.user(where=User.role == "member")``: ``ours``'s SELECT with the route's
+  condition as a selected column;
   ``by-id``: the same code path with the token condition removed (the cost of revocation);
   ``by-id-plain``: what an app without revocation would write, ``db.get(User, id)``;
   ``table``: a classic server-side session table: look up the session row, then the user;
@@ -60,6 +63,7 @@ def make_models(suffix: str) -> tuple[type[DeclarativeBase], type[Any], type[Any
         id: Mapped[int] = mapped_column(primary_key=True)
         name: Mapped[str] = mapped_column(String(64))
         email: Mapped[str] = mapped_column(String(128))
+        role: Mapped[str] = mapped_column(String(16), default="member")
 
     class SessionRow(Base):
         __tablename__ = f"bench_sessions_{suffix}"
@@ -77,9 +81,9 @@ def make_models(suffix: str) -> tuple[type[DeclarativeBase], type[Any], type[Any
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         return create_async_engine(url)
-    # Seven variants run side by side against one server: 7 x 12 stays under PostgreSQL's default
-    # max_connections of 100, leaving room for the harness and anything else on the machine.
-    return create_async_engine(url, pool_size=12, max_overflow=0)
+    # Up to eight variants run side by side against one server: 8 x 10 stays under PostgreSQL's
+    # default max_connections of 100, leaving room for the harness and anything else on the machine.
+    return create_async_engine(url, pool_size=10, max_overflow=0)
 
 
 async def setup(url: str, suffix: str) -> None:
@@ -175,6 +179,8 @@ def create_app() -> FastAPI:
         "ours": (sealed, login_sealed, auth.current_user),
         "ours+replica": (sealed, login_sealed, auth.current_user),
         "devices": (sealed, login_device, auth.current_user),
+        "fresh": (sealed, login_sealed, auth.fresh_user(max_age=SESSION_LIFETIME)),
+        "where": (sealed, login_sealed, auth.user(where=User.role == "member")),
         "by-id": (sealed, login_sealed, auth.current_user),
         "by-id-plain": (sealed, login_sealed, session_user),
         "table": ([], login_table, table_user),

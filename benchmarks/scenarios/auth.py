@@ -1,4 +1,4 @@
-"""An authenticated FastAPI request on SQLite and PostgreSQL, six ways; and its scale-out to 2 processes."""
+"""An authenticated FastAPI request on SQLite and PostgreSQL, eight ways; and its scale-out to 2 processes."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ AUTH_APP = "benchmarks.apps.auth:create_app"
 AUTH_VARIANTS = [
     ("ours", "SessionAuth.current_user: one SELECT by id AND token"),
     ("devices", "per-device mode: one SELECT joining user and device row (id, secret hash, expiry)"),
+    ("fresh", "fresh_user(max_age=...): ours's SELECT, then the sealed login time's age"),
+    ("where", "user(where=User.role == 'member'): ours's SELECT with the condition as a column"),
     ("by-id", "same code path, token condition removed (no revocation)"),
     ("by-id-plain", "db.get(User, id) from the sealed session (no revocation)"),
     ("table", "server-side session table: SELECT session, then SELECT user"),
@@ -66,6 +68,8 @@ def scenario_auth(profile: dict[str, Any], progress: Progress) -> tuple[list[Sec
             sections.append(section)
             derived[f"derived.auth-{tag}-vs-by-id"] = pair(samples, "ours", "by-id")
             derived[f"derived.auth-{tag}-devices-vs-ours"] = pair(samples, "devices", "ours")
+            derived[f"derived.auth-{tag}-fresh-vs-ours"] = pair(samples, "fresh", "ours")
+            derived[f"derived.auth-{tag}-where-vs-ours"] = pair(samples, "where", "ours")
             derived[f"derived.auth-{tag}-devices-vs-by-id-plain"] = pair(samples, "devices", "by-id-plain")
             derived[f"derived.auth-{tag}-devices-vs-table"] = pair(samples, "devices", "table")
             derived[f"derived.auth-{tag}-vs-table"] = pair(samples, "ours", "table")

@@ -30,6 +30,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
+from sealed_sessions import AuthEvents
 from sealed_sessions.fastapi import DeviceInfo, SessionAuth
 
 from .accounts import REGISTERED, AccountError
@@ -162,6 +163,47 @@ async def api_login(request: Request, body: Credentials, db: Db, auth: Auth, acc
         raise auth.scheme.make_not_authenticated_error()
     await auth.login_device(db, request, user)
     return _user_out(user)
+
+
+class BearerToken(BaseModel):
+    """A bearer token for a client that cannot keep cookies (a CLI, a mobile app)."""
+
+    token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int
+
+
+@router.post("/token")
+async def api_token(request: Request, body: Credentials, db: Db, auth: Auth, accounts: AppAccounts) -> BearerToken:
+    """Log in for a client without cookies: a new device row, and the session sealed as a bearer token
+    in the body (``Authorization: Bearer <token>`` on every request; no cookie is set or read). Throttled
+    like the form login; ``POST /api/token/revoke`` with the token ends this device."""
+    try:
+        user = await accounts.authenticate(db, body.email, body.password, client=client_address(request))
+    except TryLater as exc:
+        raise _try_later(exc) from None
+    if user is None:
+        raise auth.scheme.make_not_authenticated_error()
+    token = await auth.login_device_bearer(db, request, user)
+    return BearerToken(token=token, expires_in=auth.bearer_max_age)
+
+
+@router.post("/token/revoke", status_code=204)
+async def api_token_revoke(request: Request, user: CurrentUser, db: Db, auth: Auth) -> Response:
+    """End the bearer token this request carries (its device row is deleted): the client's logout."""
+    if not await auth.logout_bearer(db, request, user):
+        raise HTTPException(status_code=400, detail="This request carries no bearer token")
+    return Response(status_code=204)
+
+
+@router.get("/keys")
+async def api_keys(request: Request) -> dict[str, Any]:
+    """How many session cookies each key of the ring opened since this process started, and when the
+    older keys' cookies must all have expired: "can I drop the old key yet?". Key ids are public (every
+    cookie carries one); no secret is shown."""
+    events: AuthEvents = request.app.state.events
+    assert events.key_usage is not None
+    return events.key_usage.snapshot()
 
 
 @router.get("/me")

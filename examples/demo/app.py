@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sealed_sessions import CSRFError, KeyRing, SessionMiddleware
+from sealed_sessions import AuthEvents, CSRFError, KeyRing, SessionMiddleware
 from sealed_sessions.fastapi import DatabaseUnavailable
 
 from . import api, pages
@@ -90,7 +90,8 @@ def create_app(
     maker = async_sessionmaker(engine, expire_on_commit=False)
     read_engine = make_engine(settings.read_database_url) if settings.read_database_url else None
     read_maker = async_sessionmaker(read_engine, expire_on_commit=False) if read_engine is not None else None
-    auth = make_auth(settings, clock, max_age=SESSION_MAX_AGE, keys=keys, context=SESSION_CONTEXT)
+    events = AuthEvents()  # one hub for the middleware and SessionAuth: logins, refusals, key usage
+    auth = make_auth(settings, clock, max_age=SESSION_MAX_AGE, keys=keys, context=SESSION_CONTEXT, events=events)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +119,7 @@ def create_app(
     app.state.sessionmaker = maker
     app.state.read_sessionmaker = read_maker
     app.state.auth = auth
+    app.state.events = events
     app.state.accounts = Accounts(PasswordHasher(settings.scrypt_n), LoginThrottle(clock=clock))
 
     settings.warn_if_insecure_transport()
@@ -130,6 +132,7 @@ def create_app(
         idle_timeout=SESSION_IDLE_TIMEOUT,
         context=SESSION_CONTEXT,
         clock=clock,
+        events=events,
     )
     app.add_exception_handler(CSRFError, pages.csrf_failed_page)
     # Device login, logout and listing raise DatabaseUnavailable when the database fails: a 503.

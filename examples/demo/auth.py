@@ -19,7 +19,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from sealed_sessions import KeyRing
+from sealed_sessions import AuthEvents, KeyRing
 from sealed_sessions.fastapi import SessionAuth
 
 from .accounts import Accounts
@@ -46,11 +46,18 @@ SEEN_INTERVAL = 15 * 60
 
 
 def make_auth(
-    settings: Settings, clock: Callable[[], float], *, max_age: int, keys: KeyRing, context: str
+    settings: Settings,
+    clock: Callable[[], float],
+    *,
+    max_age: int,
+    keys: KeyRing,
+    context: str,
+    events: AuthEvents | None = None,
 ) -> SessionAuth[User]:
     """The application's ``SessionAuth`` in device mode: a device lives ``max_age`` seconds, as long as the
     session's absolute lifetime. Its 401 and OpenAPI label name the cookie the middleware sets. ``keys``
-    and ``context`` are the middleware's: they seal the password-reset and verification links."""
+    and ``context`` are the middleware's: they seal the password-reset and verification links and the
+    bearer tokens of API clients (``POST /api/token``). ``events`` is the hub the middleware reports to."""
     return SessionAuth(
         User,
         get_db,
@@ -62,6 +69,9 @@ def make_auth(
         seen_interval=SEEN_INTERVAL,
         secret_key=keys,
         context=context,
+        bearer=True,
+        bearer_max_age=max_age,
+        events=events,
     )
 
 

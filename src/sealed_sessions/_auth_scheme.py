@@ -275,6 +275,8 @@ class SessionCookie(SecurityBase):
         return session
 
     async def __call__(self, conn: HTTPConnection, bearer: BearerSession | None = None) -> MutableMapping[str, Any]:
+        if bearer is None and self.bearer is not None:  # called directly (``await auth.scheme(request)``)
+            bearer = await self.bearer(conn)
         _bearer_request.set(bearer is not None)
         if bearer is not None:  # never the cookie: a bearer request is not a browser's (no CSRF)
             return bearer

@@ -2,7 +2,9 @@
 
 Each one runs its auth's :class:`~sealed_sessions._revocation.RevocationCheck` on the request's
 session and ``AsyncSession`` and translates the answer: the user; 401, ``None`` or a 1008 close
-when there is none; 503 or a 1013 close when the database cannot say.
+when there is none; 503 or a 1013 close when the database cannot say. :class:`RouteUserDependency`
+adds a route's own conditions to the same statement (403 when they fail) and a fresh-login test on
+the sealed login time (a distinct 401 when it is too old).
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from inspect import Parameter, Signature
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeAlias
 
-from fastapi import Depends, HTTPException, WebSocket, WebSocketException
+from fastapi import Depends, HTTPException, Request, WebSocket, WebSocketException
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.status import WS_1008_POLICY_VIOLATION, WS_1011_INTERNAL_ERROR
 from starlette.websockets import WebSocketState
 
+from ._conditions import RouteCondition, Where
 from ._errors import ConfigurationError, DatabaseUnavailable
-from ._revocation import UserT
+from ._lifetime import check_seconds
+from ._revocation import AnyRow, UserT
 
 if TYPE_CHECKING:
     from .fastapi import SessionAuth
@@ -30,6 +35,7 @@ __all__ = [
     "CurrentUserDependency",
     "OpenDB",
     "OptionalUserDependency",
+    "RouteUserDependency",
     "WebSocketUserDependency",
     "watch_websocket",
     "watching",
@@ -70,14 +76,27 @@ class _UserDependency(Generic[UserT]):
         self, session: _SessionMapping, db: AsyncSession, read_db: AsyncSession | None, *, clear: bool
     ) -> UserT | None:
         """The session's user or ``None``; a dead session is emptied when ``clear`` is true."""
+        row = await self._row(session, db, read_db, clear=clear)
+        return None if row is None else row[0]
+
+    async def _row(
+        self,
+        session: _SessionMapping,
+        db: AsyncSession,
+        read_db: AsyncSession | None,
+        *,
+        clear: bool,
+        extend: Callable[[Select[Any]], Select[Any]] | None = None,
+    ) -> AnyRow | None:
+        """The check's row (the user, then ``extend``'s columns) or ``None``, emptying a dead session if ``clear``."""
         check = self.auth.check
         try:
-            user = await check(db, session, statement=self.auth.statement_override, read_db=read_db)
+            row = await check.row(db, session, statement=self.auth.statement_override, read_db=read_db, extend=extend)
         except DatabaseUnavailable:
             raise self._unavailable() from None
-        if user is None and clear and session.get(check.user_id_key) is not None:
+        if row is None and clear and session.get(check.user_id_key) is not None:
             session.clear()  # the middleware answers with a deletion cookie
-        return user
+        return row
 
     def _unavailable(self) -> HTTPException | WebSocketException:
         return self.auth.scheme.make_unavailable_error(self.auth.retry_after)
@@ -90,6 +109,60 @@ class CurrentUserDependency(_UserDependency[UserT]):
         user = await self._user(session, db, read_db, clear=True)
         if user is None:
             raise self.auth.scheme.make_not_authenticated_error()
+        return user
+
+
+class RouteUserDependency(_UserDependency[UserT]):
+    """``Depends(auth.user(where=..., fresh=...))`` and ``Depends(auth.fresh_user(max_age))``: the
+    logged-in user, if the route's conditions hold for it and it logged in recently enough.
+
+    Still one statement: the conditions are a column of the check's ``SELECT`` (see
+    :mod:`._conditions`). No live session: 401 and the session emptied, as ``current_user``. The
+    conditions false or ``NULL``: 403, the session kept. A login older than ``fresh`` seconds (the
+    time sealed at login or at ``auth.confirm``): a 401 asking for a new login, the session kept.
+    503 when the database cannot say. Build it once, at import time: each call of ``auth.user``
+    builds the statement's extension anew.
+    """
+
+    where: RouteCondition | None
+    """The route's conditions, or ``None``."""
+    fresh: int | None
+    """Seconds a login stays fresh for this route, or ``None``: no freshness required."""
+
+    def __init__(
+        self,
+        auth: SessionAuth[UserT],
+        *,
+        where: Where | None = None,
+        fresh: int | None = None,
+        on_primary: bool = False,
+    ) -> None:
+        super().__init__(auth, on_primary=on_primary)
+        self.where = None if where is None else RouteCondition(where)
+        self.fresh = check_seconds("fresh", fresh, allow_none=True, positive=True)
+        if self.where is not None and self.where.uses_request:  # FastAPI passes the request to a where= callable
+            request = Parameter("request", _POSITIONAL, annotation=Request)
+            self.__signature__ = self.__signature__.replace(
+                parameters=[request, *self.__signature__.parameters.values()]
+            )
+
+    async def __call__(
+        self,
+        session: _SessionMapping,
+        db: AsyncSession,
+        read_db: AsyncSession | None = None,
+        request: Request | None = None,
+    ) -> UserT:
+        where = self.where
+        extend = None if where is None else (lambda query: where.extend(query, request))
+        row = await self._row(session, db, read_db, clear=True, extend=extend)
+        if row is None:
+            raise self.auth.scheme.make_not_authenticated_error()
+        if where is not None and not row[1]:
+            raise self.auth.make_forbidden_error()
+        if self.fresh is not None and not self.auth.login_is_fresh(session, self.fresh):
+            raise self.auth.make_stale_login_error(self.fresh)
+        user: UserT = row[0]
         return user
 
 

@@ -37,20 +37,20 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Generic, TypeAlias, TypeVar
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, Engine, Select, bindparam, inspect, literal, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import BigInteger, Connection, Engine, Row, Select, bindparam, inspect, literal
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 
+from ._conditions import check_statement, refuse_uncompilable
 from ._credentials import parse_user_id, plausible_token
 from ._device_store import SEEN_INTERVAL, SEEN_KEY, DeviceStore, device_proof
-from ._errors import ConfigurationError, DatabaseUnavailable, UnsupportedModel
+from ._errors import DatabaseUnavailable, UnsupportedModel
 from ._model_checks import active_condition, python_type
 from ._rejections import RejectionLog
-from ._unit_of_work import guarded, load_one, uses_autocommit, write_one
+from ._unit_of_work import _unit, guarded, uses_autocommit, write_one
 from .sqlalchemy import SessionTokenMixin, primary_key_of
 
-__all__ = ["REPLICA_RETRY", "TOKEN_KEY", "USER_ID_KEY", "RevocationCheck", "StatementFactory", "UserId"]
+__all__ = ["REPLICA_RETRY", "TOKEN_KEY", "USER_ID_KEY", "AnyRow", "RevocationCheck", "StatementFactory", "UserId"]
 
 logger: logging.Logger = logging.getLogger("sealed_sessions")
 
@@ -59,6 +59,8 @@ UserT = TypeVar("UserT", bound=SessionTokenMixin)
 UserId: TypeAlias = int | uuid.UUID | str
 """A user's primary key as the check binds it."""
 
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+"""A row of the check: the user, then any column a route's conditions added."""
 StatementFactory: TypeAlias = Callable[[UserId, str], Select[Any]]
 """Builds the check's ``SELECT`` from a user id and a token (see :meth:`RevocationCheck.statement`)."""
 
@@ -127,23 +129,8 @@ class RevocationCheck(Generic[UserT]):
         self._pk_type = python_type(pk_column)
         self._mapper: Mapper[UserT] = inspect(user_model)
         self._active = active_condition(user_model, active_attribute)
-        self._refuse_uncompilable(active_attribute)
-
-    def _refuse_uncompilable(self, active_attribute: str | None) -> None:
-        """Build and compile the statement once, so a model SQL cannot express fails here, not per request.
-
-        A hybrid ``is_active`` whose class-level expression is a Python constant passes every
-        attribute check and then fails each statement: without this, every request would get a 503.
-        """
         sample: UserId = 1 if self._pk_type is int else "1"
-        try:
-            self.statement(sample, "token").compile()
-        except SQLAlchemyError as exc:
-            raise ConfigurationError(
-                f"the revocation check's SELECT for {self.user_model.__name__} cannot be built "
-                f"({type(exc).__name__}): is {active_attribute!r} a SQL expression at class level? A hybrid "
-                "property needs an @is_active.expression that returns a column or condition, not a constant"
-            ) from None
+        refuse_uncompilable(lambda: self.statement(sample, "token"), user_model, active_attribute)
 
     async def __call__(
         self,
@@ -161,6 +148,20 @@ class RevocationCheck(Generic[UserT]):
         when (one cookie update). With ``read_db`` (a read replica), see :meth:`_on_replica`.
         Raises :class:`~sealed_sessions.fastapi.DatabaseUnavailable` if the database fails.
         """
+        row = await self.row(db, session, statement=statement, read_db=read_db)
+        return None if row is None else row[0]
+
+    async def row(
+        self,
+        db: AsyncSession,
+        session: MutableMapping[str, Any],
+        *,
+        statement: StatementFactory | None = None,
+        read_db: AsyncSession | None = None,
+        extend: Callable[[Select[Any]], Select[Any]] | None = None,
+    ) -> AnyRow | None:
+        """As calling the check, but the whole row: the user, then the columns ``extend`` adds to the
+        statement (a route's conditions, see :mod:`._conditions`; on a replica, a false one is a doubt)."""
         raw_uid = session.get(self.user_id_key)
         if raw_uid is None:
             return None
@@ -189,15 +190,17 @@ class RevocationCheck(Generic[UserT]):
                 async def touch(db: AsyncSession) -> None:
                     await devices.touch(db, uid, proof.id, now)
 
+        if extend is not None:
+            query = extend(query)
         if read_db is None:
-            user = await self.load(db, query, params)
+            row = await self._load_row(db, query, params)
         else:
-            user = await self._on_replica(read_db, db, query, params)
-        if user is None:
+            row = await self._on_replica(read_db, db, query, params)
+        if row is None:
             self.refusals("revoked")
         elif touch is not None and await self._touch(db, touch):
             session[SEEN_KEY] = int(self.clock())
-        return user
+        return row
 
     async def _touch(self, db: AsyncSession, touch: Callable[[AsyncSession], Awaitable[None]]) -> bool:
         """The last-seen write, on the primary, as a unit of work of its own after the check.
@@ -213,20 +216,21 @@ class RevocationCheck(Generic[UserT]):
 
     async def _on_replica(
         self, read_db: AsyncSession, db: AsyncSession, query: Select[Any], params: dict[str, Any]
-    ) -> UserT | None:
+    ) -> AnyRow | None:
         """The check on a read replica, with the primary as the judge of every doubt.
 
         A hit on the replica is trusted (a revocation is seen once the replica has replayed it). A
-        miss is confirmed on the primary before the session is refused, so replication lag never
-        logs out a user who just logged in, or kept this device while revoking the others. A
+        miss, or a route's condition found false, is confirmed on the primary before the session is
+        refused, so replication lag never logs out a user who just logged in, or kept this device
+        while revoking the others, nor forbids a role granted just now. A
         replica that fails is skipped for the primary (logged) for ``REPLICA_RETRY`` seconds, so a
         replica that hangs costs one request its connect timeout, not every request.
         """
         now = self.clock()
         if now < self._replica_resumes_at:  # a replica that just failed is not tried on every request
-            return await self.load(db, query, params)
+            return await self._load_row(db, query, params)
         try:
-            user = await self.load(read_db, query, params, what="session check on the replica")
+            row = await self._load_row(read_db, query, params, what="session check on the replica")
         except DatabaseUnavailable:
             self._replica_resumes_at = now + REPLICA_RETRY
             logger.warning(
@@ -234,10 +238,10 @@ class RevocationCheck(Generic[UserT]):
                 REPLICA_RETRY,
                 extra={"reason": "replica_fallback"},
             )
-            return await self.load(db, query, params)
-        if user is None:
-            return await self.load(db, query, params)
-        return user
+            return await self._load_row(db, query, params)
+        if row is None or not all(row[1:]):
+            return await self._load_row(db, query, params)
+        return row
 
     def _seen_due(self, session: Mapping[str, Any], now: int) -> bool:
         seen = session.get(SEEN_KEY)
@@ -250,12 +254,9 @@ class RevocationCheck(Generic[UserT]):
         only binds values. Rebuilt if ``devices`` was set after the first call.
         """
         if self._prepared_for is not self.devices or self._prepared_query is None:
-            model = self.user_model
-            key = getattr(model, self._pk_name)
+            key = getattr(self.user_model, self._pk_name)
             uid = bindparam("uid", type_=BigInteger()) if self._pk_type is int else bindparam("uid")
-            query = select(model).where(key == uid, model.session_token == bindparam("token"))
-            if self._active is not None:
-                query = query.where(self._active)
+            query = check_statement(self.user_model, key, uid, bindparam("token"), self._active)
             if self.devices is not None:
                 query = self.devices.join(query, key)
             self._prepared_query, self._prepared_for = query, self.devices
@@ -263,17 +264,11 @@ class RevocationCheck(Generic[UserT]):
 
     def statement(self, uid: UserId, token: str) -> Select[Any]:
         """The one ``SELECT``: by primary key, token (and active flag) in the same ``WHERE``."""
-        model = self.user_model
-        key = getattr(model, self._pk_name)
         # An int id is sent as a 64-bit parameter: a forged id outside a 32-bit column's range then
         # matches no row, where asyncpg would refuse to encode it and the check would fail.
-        conditions: list[ColumnElement[bool]] = [
-            key == (literal(uid, BigInteger()) if self._pk_type is int else uid),
-            model.session_token == token,
-        ]
-        if self._active is not None:
-            conditions.append(self._active)
-        return select(model).where(*conditions)
+        key = getattr(self.user_model, self._pk_name)
+        value = literal(uid, BigInteger()) if self._pk_type is int else uid
+        return check_statement(self.user_model, key, value, token, self._active)
 
     def parse_uid(self, raw: object) -> UserId | None:
         """A session's user id as the primary key's Python type, or ``None`` if it cannot be one."""
@@ -289,11 +284,20 @@ class RevocationCheck(Generic[UserT]):
     ) -> UserT | None:
         """Run ``statement`` as the check's unit of work (see :mod:`._unit_of_work`): the row's user
         or ``None``. Raises ``DatabaseUnavailable``, logged, if the database fails."""
-        user: UserT | None = await guarded(
-            load_one(db, statement, params, mapper=self._mapper, autocommit=self.autocommit), what
-        )
-        return user
+        row = await self._load_row(db, statement, params, what=what)
+        return None if row is None else row[0]
 
     def uses_autocommit(self, bind: Engine | Connection) -> bool:
         """Whether a check that is its own unit of work runs in autocommit mode on ``bind``."""
         return uses_autocommit(self.autocommit, bind)
+
+    async def _load_row(
+        self, db: AsyncSession, statement: Select[Any], params: dict[str, Any] | None, *, what: str = "session check"
+    ) -> AnyRow | None:
+        """As :meth:`load`, but the whole row (the user, then any route condition's column)."""
+
+        async def one() -> AnyRow | None:
+            found: AnyRow | None = (await db.execute(statement, params)).one_or_none()
+            return found
+
+        return await guarded(_unit(db, self._mapper, self.autocommit, one), what)

@@ -44,6 +44,7 @@ from ._dependencies import (
     CurrentUserDependency,
     OpenDB,
     OptionalUserDependency,
+    RouteUserDependency,
     WebSocketUserDependency,
     watching,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "GetDB",
     "OptionalUserDependency",
     "RevocationCheck",
+    "RouteUserDependency",
     "SessionAuth",
     "SessionCookie",
     "UnsupportedModel",
@@ -122,7 +124,9 @@ class SessionAuth(DeviceMode[UserT], PurposeTokens[UserT], FreshLogin[UserT], Be
       on the primary only.
 
     Dependencies, for ``Depends(...)``: :attr:`current_user`, :attr:`optional_user`,
-    :attr:`websocket_user`. The check they run is :attr:`check`.
+    :attr:`websocket_user`; per route, ``fresh_user(max_age)`` (a recent login, else a distinct
+    401) and ``user(where=..., fresh=...)`` (conditions in the same statement, else 403), with
+    ``confirm(request, user)`` to re-stamp the login time. The check they run is :attr:`check`.
     """
 
     user_id_key: str = USER_ID_KEY

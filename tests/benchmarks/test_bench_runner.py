@@ -12,6 +12,7 @@ import benchmarks
 from benchmarks import scenarios, stores, targets
 from benchmarks.inprocess.asgi import overhead_ratios
 from benchmarks.inprocess.runner import Case, Group, GroupResult, calibrate, run_groups
+from benchmarks.inprocess.toolkit import TOOLKIT_ROWS
 
 ROOT = Path(benchmarks.__file__).parent
 
@@ -98,6 +99,7 @@ def test_every_target_names_a_ratio_the_run_produces() -> None:
         "server.middleware.ours write",
         "server.scaleout.2 processes",
         "server.replica.ours+replica",
+        *(f"inprocess.toolkit.{row}" for row in TOOLKIT_ROWS),
     }
     for target in [*targets.IN_PROCESS, *targets.SERVER]:
         if target.key.startswith("derived."):

@@ -285,7 +285,7 @@ async def test_api_journey_register_me_logout_login(demo_settings: Settings, cli
         assert (await client.post("/api/logout", json={})).status_code == 204
         response = await client.get("/api/me")
         assert response.status_code == 401
-        assert response.headers["www-authenticate"] == f'Cookie name="{COOKIE}"'
+        assert response.headers["www-authenticate"] == f'Cookie name="{COOKIE}", Bearer'  # the demo takes both
 
         bad = await client.post("/api/login", json={"email": "fay@example.com", "password": "not it at all"})
         assert bad.status_code == 401
@@ -481,7 +481,7 @@ async def test_https_only_setting_controls_the_cookie_and_plain_http_warns(
     assert "domain" not in cookie.lower()
     assert "httponly" in cookie.lower()
     assert "samesite=lax" in cookie.lower()
-    assert refused.headers["www-authenticate"] == f'Cookie name="{name}"'  # the 401 names the real cookie
+    assert refused.headers["www-authenticate"] == f'Cookie name="{name}", Bearer'  # the 401 names the real cookie
     assert ("DEMO_HTTPS_ONLY=false" in caplog.text) is (not https_only)
 
 
