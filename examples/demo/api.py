@@ -34,7 +34,7 @@ from sealed_sessions import AuthEvents
 from sealed_sessions.fastapi import DeviceInfo, SessionAuth
 
 from .accounts import REGISTERED, AccountError
-from .auth import AppAccounts, AppSettings, Auth, CurrentUser, PrimaryUser, client_address
+from .auth import AppAccounts, AppSettings, Auth, CurrentUser, FreshUser, PrimaryUser, VerifiedUser, client_address
 from .db import Db
 from .errors import TryLater
 from .links import LINK_SENT, RESET, VERIFICATION_SENT, VERIFY, reset_password, send_link, verify_email
@@ -250,9 +250,10 @@ async def api_logout_others(request: Request, user: PrimaryUser, db: Db, auth: A
 
 @router.post("/password", status_code=204)
 async def api_password(
-    request: Request, body: PasswordChange, user: PrimaryUser, db: Db, auth: Auth, accounts: AppAccounts
+    request: Request, body: PasswordChange, user: FreshUser, db: Db, auth: Auth, accounts: AppAccounts
 ) -> Response:
-    """Change the password; like logout-others, this device stays logged in and the others end."""
+    """Change the password (a login of the last 10 minutes, else 401: ``POST /api/confirm`` first); like
+    logout-others, this device stays logged in and the others end."""
     try:
         await accounts.change_password(user, body.current_password, body.new_password, client=client_address(request))
     except AccountError as exc:
@@ -261,6 +262,43 @@ async def api_password(
         raise _try_later(exc) from None
     await auth.revoke(db, user, keep=request)
     return Response(status_code=204)
+
+
+class Confirmation(BaseModel):
+    password: str = Field(max_length=1024)
+
+
+@router.post("/confirm", status_code=204)
+async def api_confirm(
+    request: Request, body: Confirmation, user: PrimaryUser, db: Db, auth: Auth, accounts: AppAccounts
+) -> Response:
+    """Re-check the password of the logged-in user and make this login fresh again (``auth.confirm``),
+    for the routes that need a recent login. Throttled like a login."""
+    try:
+        checked = await accounts.authenticate(db, user.email, body.password, client=client_address(request))
+    except TryLater as exc:
+        raise _try_later(exc) from None
+    if checked is None or checked.id != user.id:
+        raise HTTPException(status_code=400, detail="Wrong password")
+    auth.confirm(request, user)
+    return Response(status_code=204)
+
+
+@router.delete("/account", status_code=204)
+async def api_delete_account(request: Request, user: FreshUser, db: Db) -> Response:
+    """Delete the account (a login of the last 10 minutes, else 401): its devices go with it (``ON DELETE
+    CASCADE``), so every session of the user is refused from its next request; this one is cleared."""
+    await db.delete(user)
+    await db.commit()
+    request.session.clear()
+    return Response(status_code=204)
+
+
+@router.get("/verified-only")
+async def api_verified_only(user: VerifiedUser) -> dict[str, str]:
+    """An example of a per-route condition: only users with a verified address (403 otherwise), checked in
+    the same one statement as the session."""
+    return {"message": f"Welcome, {user.email}: your address is verified."}
 
 
 @router.post("/forgot-password", status_code=202)

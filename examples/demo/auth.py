@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated
+from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
 
 from sealed_sessions import AuthEvents, KeyRing
-from sealed_sessions.fastapi import SessionAuth
+from sealed_sessions.fastapi import RouteUserDependency, SessionAuth
 
 from .accounts import Accounts
 from .db import Db, ReadDb, get_db, get_read_db
@@ -28,14 +29,17 @@ from .models import Device, User
 from .settings import Settings
 
 __all__ = [
+    "FRESH_LOGIN",
     "SEEN_INTERVAL",
     "AppAccounts",
     "AppSettings",
     "Auth",
     "CurrentUser",
+    "FreshUser",
     "OptionalPrimaryUser",
     "OptionalUser",
     "PrimaryUser",
+    "VerifiedUser",
     "client_address",
     "get_auth",
     "make_auth",
@@ -123,6 +127,40 @@ PrimaryUser = Annotated[User, Depends(primary_user)]
 """As :data:`CurrentUser`, checked on the primary: for routes that change the user or its devices."""
 OptionalPrimaryUser = Annotated[User | None, Depends(optional_primary_user)]
 """As :data:`OptionalUser`, checked on the primary: for pages that change the user or its devices."""
+
+
+FRESH_LOGIN = 10 * 60
+"""Changing the password and deleting the account need a login (or a password re-check) this recent."""
+
+_route_users: WeakKeyDictionary[SessionAuth[User], dict[str, RouteUserDependency[User]]] = WeakKeyDictionary()
+
+
+def _route_user(auth: SessionAuth[User], kind: str) -> RouteUserDependency[User]:
+    """This application's per-route dependency ``kind``, built once per ``SessionAuth``."""
+    built = _route_users.setdefault(auth, {})
+    if kind not in built:
+        if kind == "fresh":  # the sealed login time is recent; checked on the primary (it writes)
+            built[kind] = auth.user(fresh=FRESH_LOGIN, on_primary=True)
+        else:  # a verified address, in the same WHERE as the session check
+            built[kind] = auth.user(where=User.email_verified)
+    return built[kind]
+
+
+async def fresh_user(request: Request, auth: Auth, db: Db) -> User:
+    """``auth.fresh_user(max_age=FRESH_LOGIN)``: a login older than that gets a 401 asking to re-authenticate."""
+    return await _route_user(auth, "fresh")(await auth.scheme(request), db)
+
+
+async def verified_user(request: Request, auth: Auth, db: Db, read_db: ReadDb) -> User:
+    """``auth.user(where=User.email_verified)``: 403 when the address is not verified, in the same one statement."""
+    return await _route_user(auth, "verified")(await auth.scheme(request), db, read_db)
+
+
+FreshUser = Annotated[User, Depends(fresh_user)]
+"""The logged-in user, logged in (or re-confirmed) within :data:`FRESH_LOGIN`: 401 with
+``error="insufficient_user_authentication"`` otherwise (``POST /api/confirm`` re-stamps it)."""
+VerifiedUser = Annotated[User, Depends(verified_user)]
+"""The logged-in user whose e-mail address is verified: 403 otherwise (the session stays valid)."""
 
 
 def client_address(request: Request) -> str | None:

@@ -31,6 +31,7 @@ from sealed_sessions.fastapi import CSRFProtect, DeviceInfo, SessionAuth
 
 from .accounts import REGISTERED, AccountError
 from .auth import (
+    FRESH_LOGIN,
     SEEN_INTERVAL,
     AppAccounts,
     AppSettings,
@@ -64,6 +65,9 @@ router = APIRouter(include_in_schema=False)
 LOGGED_OUT_OTHERS = "All your other devices are logged out. This one stays logged in."
 PASSWORD_CHANGED = "Password changed. Your other devices are logged out; this one stays logged in."  # noqa: S105 - a message, not a password
 DEVICE_ENDED = "That device is logged out. It is sent to the login page at its next request."
+CONFIRMED = "Password confirmed: you can change your password or delete your account for the next 10 minutes."
+ACCOUNT_DELETED = "Your account is deleted, and every device logged out."
+STALE_LOGIN = "For your safety this needs a recent login: confirm your password first."
 PASSWORD_RESET = "Password changed. Every device was logged out: log in with the new password."  # noqa: S105 - a message, not a password
 EMAIL_VERIFIED = "Your e-mail address is verified."
 DEV_LINK = "dev-link"
@@ -393,12 +397,70 @@ def _profile_page(
             "Log out all other devices",
             form_id="logout-others",
         )
-        + "<h2>Change password</h2>"
-        + form("/password", token, password_fields, "Change password", form_id="password")
+        + _sensitive_forms(request, token, password_fields)
     )
     return html_page(
         "Your profile", body, served_by=_served_by(request), status_code=status_code, logged_in=True, headers=headers
     )
+
+
+def _sensitive_forms(request: Request, token: str, password_fields: str) -> str:
+    """Change password and delete account: they need a recent login (``FRESH_LOGIN``), so a stale one
+    is offered a password re-check first (``auth.confirm`` re-stamps the login time)."""
+    auth: SessionAuth[User] = request.app.state.auth
+    if not auth.login_is_fresh(request.session, FRESH_LOGIN):
+        fields = input_field("Your password", "password", kind="password", autocomplete="current-password")
+        return "<h2>Change password or delete the account</h2>" + form(
+            "/confirm",
+            token,
+            f"<p>You logged in more than {FRESH_LOGIN // 60} minutes ago: confirm your password first.</p>{fields}",
+            "Confirm",
+            form_id="confirm",
+        )
+    delete = "<p>Delete the account and log out every device. This cannot be undone.</p>"
+    return (
+        "<h2>Change password</h2>"
+        + form("/password", token, password_fields, "Change password", form_id="password")
+        + "<h2>Delete account</h2>"
+        + form("/account/delete", token, delete, "Delete my account", form_id="delete-account")
+    )
+
+
+@router.post("/confirm", dependencies=[Csrf])
+async def confirm(
+    request: Request,
+    db: Db,
+    auth: Auth,
+    accounts: AppAccounts,
+    user: OptionalPrimaryUser,
+    password: Annotated[str, Form()],
+) -> Response:
+    """Re-check the password and make this login fresh again, for the password change and account deletion."""
+    if user is None:
+        return _see_other("/login")
+    try:
+        checked = await accounts.authenticate(db, user.email, password, client=client_address(request))
+    except TryLater as exc:
+        return _profile_page(request, user, error=exc.message, status_code=exc.status_code, headers=exc.headers)
+    if checked is None or checked.id != user.id:
+        return _profile_page(request, user, error="Wrong password.", status_code=400)
+    auth.confirm(request, user)
+    flash(request, CONFIRMED, "success")
+    return _see_other("/profile")
+
+
+@router.post("/account/delete", dependencies=[Csrf])
+async def delete_account(request: Request, db: Db, auth: Auth, user: OptionalPrimaryUser) -> Response:
+    """Delete the account (a recent login needed): its devices go with it, every session ends."""
+    if user is None:
+        return _see_other("/login")
+    if not auth.login_is_fresh(request.session, FRESH_LOGIN):
+        return _profile_page(request, user, error=STALE_LOGIN, status_code=401)
+    await db.delete(user)
+    await db.commit()
+    request.session.clear()
+    flash(request, ACCOUNT_DELETED, "success")
+    return _see_other("/login")
 
 
 @router.get("/profile")
@@ -436,6 +498,8 @@ async def password(
 ) -> Response:
     if user is None:
         return _see_other("/login")
+    if not auth.login_is_fresh(request.session, FRESH_LOGIN):
+        return _profile_page(request, user, error=STALE_LOGIN, status_code=401)
     try:
         await accounts.change_password(user, current_password, new_password, client=client_address(request))
     except AccountError as exc:  # nothing was changed

@@ -1,12 +1,17 @@
-"""The demo's API for clients without cookies (bearer tokens) and its key-usage endpoint."""
+"""The demo's API: clients without cookies (bearer tokens), key usage, fresh login and a per-route condition."""
 
 from __future__ import annotations
 
-import pytest
+import time
 
+import pytest
+from sqlalchemy import update
+
+from examples.demo.auth import FRESH_LOGIN
+from examples.demo.models import User
 from examples.demo.settings import Settings
-from tests.demo.flows import PASSWORD, api_sign_up, running
-from tests.helpers import ClientFactory
+from tests.demo.flows import PASSWORD, api_sign_up, html_sign_up, profile_form, running
+from tests.helpers import ClientFactory, FakeClock
 
 JSON = {"content-type": "application/json"}
 
@@ -46,3 +51,66 @@ async def test_key_usage_endpoint_counts_cookies_per_key(
         usage = (await browser.get("/api/keys")).json()
         assert usage["opened"][usage["current"]] >= 1
         assert set(usage) >= {"cookie", "current", "opened", "since"}
+
+
+@pytest.mark.case("Q1")
+async def test_password_change_and_account_deletion_need_a_recent_login(
+    demo_settings: Settings, client_factory: ClientFactory
+) -> None:
+    """After 10 minutes the API asks to re-authenticate (a 401 of its own); /api/confirm makes the login fresh again."""
+    clock = FakeClock(time.time())
+    async with running(demo_settings, clock=clock) as app, client_factory(app) as client:
+        await api_sign_up(client, "fresh@example.com")
+        clock.advance(FRESH_LOGIN + 1)
+        change = {"current_password": PASSWORD, "new_password": "another good password"}
+        stale = await client.post("/api/password", json=change)
+        assert stale.status_code == 401
+        assert 'error="insufficient_user_authentication"' in stale.headers["www-authenticate"]
+        assert (await client.get("/api/me")).status_code == 200  # still logged in
+        assert (await client.delete("/api/account", headers=JSON)).status_code == 401
+        assert (await client.post("/api/confirm", json={"password": "wrong password!"})).status_code == 400
+        assert (await client.post("/api/confirm", json={"password": PASSWORD})).status_code == 204
+        assert (await client.post("/api/password", json=change)).status_code == 204
+        deleted = await client.delete("/api/account", headers=JSON)
+        assert deleted.status_code == 204
+        assert (await client.get("/api/me")).status_code == 401
+        login = {"email": "fresh@example.com", "password": "another good password"}
+        assert (await client.post("/api/login", json=login)).status_code == 401  # the account is gone
+
+
+@pytest.mark.case("Q4")
+async def test_a_route_for_verified_addresses_answers_403_until_verified(
+    demo_settings: Settings, client_factory: ClientFactory
+) -> None:
+    """/api/verified-only is a per-route condition: 403 (session kept) until the address is verified."""
+    async with running(demo_settings) as app, client_factory(app) as client:
+        user_id = await api_sign_up(client, "unverified@example.com")
+        refused = await client.get("/api/verified-only")
+        assert (refused.status_code, refused.json()) == (403, {"detail": "Forbidden"})
+        assert (await client.get("/api/me")).status_code == 200
+        maker = app.state.sessionmaker
+        async with maker() as db:
+            await db.execute(update(User).where(User.id == user_id).values(email_verified=True))
+            await db.commit()
+        assert (await client.get("/api/verified-only")).status_code == 200
+
+
+@pytest.mark.case("Q1")
+async def test_the_profile_asks_a_stale_login_to_confirm_before_deleting_the_account(
+    demo_settings: Settings, client_factory: ClientFactory
+) -> None:
+    """After 10 minutes the profile offers a password re-check instead of the delete form; confirmed, deletion works."""
+    clock = FakeClock(time.time())
+    async with running(demo_settings, clock=clock) as app, client_factory(app) as client:
+        await html_sign_up(client, "html-fresh@example.com")
+        assert 'id="delete-account"' in (await client.get("/profile")).text
+        clock.advance(FRESH_LOGIN + 1)
+        page = (await client.get("/profile")).text
+        assert 'id="confirm"' in page and 'id="delete-account"' not in page
+        assert (await profile_form(client, "/account/delete")).status_code == 401
+        assert (await profile_form(client, "/confirm", password=PASSWORD)).headers["location"] == "/profile"
+        assert "Password confirmed" in (await client.get("/profile")).text
+        deleted = await profile_form(client, "/account/delete")
+        assert (deleted.status_code, deleted.headers["location"]) == (303, "/login")
+        assert "Your account is deleted" in (await client.get("/login")).text
+        assert (await client.get("/profile")).headers["location"] == "/login"
