@@ -126,6 +126,8 @@ class RouteUserDependency(_UserDependency[UserT]):
 
     where: RouteCondition | None
     """The route's conditions, or ``None``."""
+    __signature__: Signature
+    """FastAPI's view of the parameters: ``request`` too when a condition reads it."""
     fresh: int | None
     """Seconds a login stays fresh for this route, or ``None``: no freshness required."""
 
