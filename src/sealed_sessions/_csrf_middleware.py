@@ -1,10 +1,9 @@
 """The CSRF check of one request (shared with the FastAPI dependency), and the pure ASGI middleware
 running it: origin, then token, then the app with its body intact.
 
-It runs inside :class:`~sealed_sessions.SessionMiddleware` (the secret lives in the session):
-``app.add_middleware(CSRFMiddleware)`` *before* ``app.add_middleware(SessionMiddleware, ...)``
-(the last added runs first), or ``middleware=[Middleware(SessionMiddleware, ...),
-Middleware(CSRFMiddleware)]``.
+It runs inside :class:`~sealed_sessions.SessionMiddleware` (the secret lives in the session): add
+it *before* ``SessionMiddleware`` with ``add_middleware`` (the last added runs first), or list it
+after it in ``middleware=[...]``.
 """
 
 from __future__ import annotations

@@ -4,10 +4,9 @@
 
     SELECT ... FROM users WHERE users.id = :uid AND users.session_token = :tok [AND users.is_active]
 
-Login copies the user's ``session_token`` (see :mod:`sealed_sessions.sqlalchemy`) into the sealed
-session; :class:`RevocationCheck` runs the statement above on the request's own ``AsyncSession``
-and answers with the user or ``None``. It knows SQLAlchemy, not HTTP:
-:mod:`sealed_sessions.fastapi` turns its answers into 401, 503 and WebSocket closes.
+Login copies the user's ``session_token`` into the sealed session; :class:`RevocationCheck` runs
+the statement on the request's own ``AsyncSession`` and answers with the user or ``None``. It
+knows SQLAlchemy, not HTTP: :mod:`sealed_sessions.fastapi` turns answers into 401, 503, closes.
 
 Guaranteed:
 
@@ -25,8 +24,7 @@ Guaranteed:
   constant-time, but the row is selected by primary key first and the token is 256 random bits:
   timing cannot be turned into a guess of the token.
 
-Not guaranteed: a revocation is seen at the next check, not in the middle of a request already
-past its check.
+Not guaranteed: a revocation is seen at the next check, not by a request already past its own.
 """
 
 from __future__ import annotations
