@@ -201,11 +201,8 @@ class RevocationCheck(Generic[UserT]):
         return row
 
     async def _touch(self, db: AsyncSession, touch: Callable[[AsyncSession], Awaitable[None]]) -> bool:
-        """The last-seen write, on the primary, as a unit of work of its own after the check.
-
-        Best effort: a failure is logged and the request goes on (the session is valid; the write
-        is tried again at the next request, since the session notes only a write that committed).
-        """
+        """The last-seen write, on the primary, as a unit of work of its own after the check. Best
+        effort: a failure is logged and the request goes on (the write is tried again next time)."""
         try:
             await guarded(write_one(db, self._mapper, self.autocommit, touch), "last-seen write")
         except DatabaseUnavailable:  # logged by guarded()
