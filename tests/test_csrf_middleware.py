@@ -649,17 +649,29 @@ async def test_routes_of_included_fastapi_routers_are_exempted_by_name() -> None
 
 
 @pytest.mark.case("T14")
-@pytest.mark.parametrize(("authorization", "status"), [("Bearer abc.def", 200), ("Basic dXNlcjpwdw==", 403)])
-async def test_bearer_clients_are_not_asked_for_a_csrf_token(authorization: str, status: int) -> None:
-    """A POST with Authorization: Bearer (a bearer client, never the cookie) passes; other schemes are checked."""
+@pytest.mark.parametrize(
+    ("authorization", "bearer_exempt", "status"),
+    [
+        ("Bearer abc.def", True, 200),
+        ("Basic dXNlcjpwdw==", True, 403),
+        ("Bearer abc.def", False, 403),
+    ],
+)
+async def test_bearer_clients_pass_only_where_the_app_says_it_takes_them(
+    authorization: str, bearer_exempt: bool, status: int
+) -> None:
+    """With bearer_exempt a Bearer POST passes; without it, or with another scheme, it is checked."""
 
     async def endpoint(request: Request) -> Response:
         return PlainTextResponse("done")
 
     app = Starlette(
         routes=[Route("/", endpoint, methods=["POST"])],
-        middleware=[Middleware(SessionMiddleware, secret_key=KEY_A), Middleware(CSRFMiddleware)],
+        middleware=[
+            Middleware(SessionMiddleware, secret_key=KEY_A),
+            Middleware(CSRFMiddleware, bearer_exempt=bearer_exempt),
+        ],
     )
     async with https_client(app) as client:
-        response = await client.post("/", headers={"Authorization": authorization})
+        response = await client.post("/", headers={"Authorization": authorization, "Origin": "https://evil.example"})
     assert response.status_code == status

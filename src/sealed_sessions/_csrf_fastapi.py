@@ -49,6 +49,9 @@ class CSRFProtect:
     scope_key: str
     """Where the session is found in the scope (the session middleware's ``scope_key``)."""
     max_body: int
+    bearer_exempt: bool
+    """Let requests carrying ``Authorization: Bearer`` through unchecked (``SessionAuth(bearer=True)``
+    clients, which never authenticate with the cookie); off by default."""
     """The largest ``Content-Length`` of a form searched for the field (413 above it)."""
     rejections: RejectionLog
     """Refused requests: rate-limited logging, and ``rejections.counts`` per reason since start."""
@@ -61,11 +64,13 @@ class CSRFProtect:
         field_name: str = FIELD_NAME,
         scope_key: str = "session",
         max_body: int = DEFAULT_MAX_BODY,
+        bearer_exempt: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         check_max_body(max_body)
         check_names(header_name=header_name, field_name=field_name, scope_key=scope_key)
         self.max_body = max_body
+        self.bearer_exempt = bearer_exempt is True
         self.trusted_origins = trusted_origin_set(trusted_origins)
         self.header_name = header_name
         self.field_name = field_name
@@ -97,6 +102,7 @@ class CSRFProtect:
                 trusted_origins=self.trusted_origins,
                 header_name=self.header_name,
                 form_field=form_field,
+                bearer_exempt=self.bearer_exempt,
             )
         except CSRFError as error:
             self.rejections(error.reason)

@@ -18,7 +18,6 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse
-from starlette.routing import BaseRoute, Host, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._csrf import (
@@ -34,6 +33,7 @@ from ._csrf import (
 )
 from ._errors import ConfigurationError
 from ._rejections import RejectionLog
+from ._route_names import matched_names
 
 __all__ = ["DEFAULT_MAX_BODY", "CSRFMiddleware", "check_request", "csrf_log"]
 
@@ -54,15 +54,17 @@ async def check_request(
     trusted_origins: frozenset[str],
     header_name: str,
     form_field: Callable[[], Awaitable[str | None]],
+    bearer_exempt: bool = False,
 ) -> None:
     """Raise :class:`CSRFError` unless an unsafe request passes: the origin checks, then the token from
     ``header_name`` or, for a form body only, from ``form_field()`` (which reads the body).
 
-    A request carrying ``Authorization: Bearer ...`` passes unchecked: it is a bearer client, which
-    ``SessionAuth(bearer=True)`` authenticates by that header alone, never by the cookie, and a
-    browser sends that header cross-site only after a CORS preflight the application allowed.
+    With ``bearer_exempt``, a request carrying ``Authorization: Bearer ...`` passes unchecked: a
+    bearer client, which ``SessionAuth(bearer=True)`` authenticates by that header alone, never by
+    the cookie (a browser sends that header cross-site only after a CORS preflight the application
+    allowed). Off by default: a route that reads ``request.session`` would still use the cookie.
     """
-    if headers.get("authorization", "")[:7].lower() == "bearer ":
+    if bearer_exempt and headers.get("authorization", "")[:7].lower() == "bearer ":
         return
     if not origin_allowed(scope, headers, trusted_origins):
         raise CSRFError(CSRFReason.ORIGIN)
@@ -119,6 +121,9 @@ class CSRFMiddleware:
     field_name: str
     """The form field carrying the token."""
     max_body: int
+    bearer_exempt: bool
+    """Let requests carrying ``Authorization: Bearer`` through unchecked (``SessionAuth(bearer=True)``
+    clients, which never authenticate with the cookie); off by default."""
     """Bytes of a form body read, at most, to find the field."""
     rejections: RejectionLog
     """Refused requests: rate-limited logging, and ``rejections.counts`` per reason since start."""
@@ -133,6 +138,7 @@ class CSRFMiddleware:
         header_name: str = HEADER_NAME,
         field_name: str = FIELD_NAME,
         max_body: int = DEFAULT_MAX_BODY,
+        bearer_exempt: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if isinstance(exempt, str):
@@ -149,6 +155,7 @@ class CSRFMiddleware:
         self.header_name = header_name
         self.field_name = field_name
         self.max_body = max_body
+        self.bearer_exempt = bearer_exempt is True
         self.rejections = csrf_log(clock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -174,6 +181,7 @@ class CSRFMiddleware:
                 trusted_origins=self.trusted_origins,
                 header_name=self.header_name,
                 form_field=form_field,
+                bearer_exempt=self.bearer_exempt,
             )
         except CSRFError as error:
             self.rejections(error.reason)
@@ -234,7 +242,7 @@ class CSRFMiddleware:
                 "CSRFMiddleware(exempt=...) finds routes through scope['app'].router: add the middleware "
                 "to a Starlette or FastAPI application"
             )
-        return not self.exempt.isdisjoint(_matched_names(routes, scope, ""))
+        return not self.exempt.isdisjoint(matched_names(routes, scope))
 
 
 def check_max_body(max_body: object) -> None:
@@ -248,42 +256,6 @@ def check_names(**names: object) -> None:
     for option, value in names.items():
         if not isinstance(value, str) or not value:
             raise ConfigurationError(f"{option} must be a non-empty str, got {value!r}")
-
-
-def _matched_names(routes: Iterable[BaseRoute], scope: Scope, prefix: str) -> list[str]:
-    """The names along the route the router will pick (the first full match): a named mount's or
-    host's name, then ``mount:route`` inside it, as ``url_path_for`` spells them."""
-    for route in routes:
-        match, child_scope = route.matches(scope)
-        if match is not Match.FULL:
-            continue
-        inner = _included_route(route, scope)
-        if inner is not None:  # a FastAPI include_router(): the route it will pick, its prefix applied
-            route, child_scope = inner
-        name = getattr(route, "name", None)
-        full = prefix + name if isinstance(name, str) and name else None
-        names = [full] if full else []
-        if isinstance(route, Mount | Host):
-            names += _matched_names(route.routes, {**scope, **child_scope}, f"{full}:" if full else prefix)
-        return names
-    return []
-
-
-def _included_route(route: BaseRoute, scope: Scope) -> tuple[BaseRoute, Scope] | None:
-    """The route a FastAPI ``include_router`` entry will pick for ``scope``, or ``None`` for other routes.
-
-    FastAPI 0.16x keeps an included router as one entry whose ``matches`` names no route; its
-    ``_match`` does (duck-typed: without it, the names found are the entry's own, none, and the
-    request is checked, never wrongly exempted).
-    """
-    match = getattr(route, "_match", None)
-    if getattr(route, "original_router", None) is None or not callable(match):
-        return None
-    found, child_scope, inner, _context = match(scope)
-    if found is not Match.FULL or inner is None:
-        return None
-    deeper = _included_route(inner, scope)
-    return deeper if deeper is not None else (inner, child_scope)
 
 
 def _replay(body: list[Message], receive: Receive) -> Receive:
