@@ -160,7 +160,7 @@ class RouteUserDependency(_UserDependency[UserT]):
         row = await self._row(session, db, read_db, clear=True, extend=extend)
         if row is None:
             raise self.auth.scheme.make_not_authenticated_error()
-        if where is not None and not row[1]:
+        if where is not None and not row[-1]:  # the condition is always the last column
             raise self.auth.make_forbidden_error()
         if self.fresh is not None and not self.auth.login_is_fresh(session, self.fresh):
             raise self.auth.make_stale_login_error(self.fresh)

@@ -239,6 +239,21 @@ async def test_an_overridden_statement_keeps_the_condition(members: Harness, cli
         assert len(h.statements) == 1 and "CASE" in h.statements[0]
 
 
+@pytest.mark.case("Q7")
+async def test_an_overridden_statement_selecting_more_columns_still_fails_closed(
+    members: Harness, client_factory: ClientFactory
+) -> None:
+    """An override that selects an extra (truthy) column does not pass for the condition: 403 for a member."""
+    h = members
+    await h.create_user("ada")
+    h.auth.statement = lambda uid, token: select(h.User, h.User.name).where(  # type: ignore[method-assign]
+        h.User.id == uid, h.User.session_token == token
+    )
+    async with client_factory(h.app) as client:
+        await client.post("/login/ada")
+        assert (await client.get("/admin")).status_code == 403
+
+
 @pytest.mark.parametrize(
     "where",
     [
