@@ -6,11 +6,11 @@
     user = await auth.redeem_token(db, token, "password_reset", bound_to=(User.password_hash,))
 
 A token is sealed by the one :class:`~._sealer.Sealer` recipe under a subkey of its own per purpose
-(cookie name ``sealed-token:<purpose>``, the ``context`` of ``SessionAuth``), so it never opens as a
-session cookie, a bearer token, a token of another purpose or of another application. It holds::
+(cookie name ``sealed-token:<user table>:<purpose>``, the ``context`` of ``SessionAuth``), so it never
+opens as a session cookie, a bearer token, a token of another purpose, user model or application. It holds::
 
     {"u": user id, "f": fingerprint}            plus the Sealer's issued-at and expires-at
-    fingerprint = BLAKE2b-128(key=subkey("sealed-token-fp:<purpose>"), person=b"sealed-fp:v1",
+    fingerprint = BLAKE2b-128(key=subkey("sealed-token-fp:<table>:<purpose>"), person=b"sealed-fp:v1",
                               data = purpose | user id | (column name | value) for each bound column)
 
 each part length-prefixed and each value type-tagged (``None``, ``""`` and ``b""`` all differ), the
@@ -111,7 +111,7 @@ class PurposeTokens(Generic[UserT]):
                     "the values the database holds (flush, or `await db.refresh(user)`, first)"
                 )
         keys = self._token_keys()
-        current = keys.subkeys(_fingerprint_label(purpose), self.context)[keys.key_ids[0]]
+        current = keys.subkeys(_fingerprint_label(self._table(), purpose), self.context)[keys.key_ids[0]]
         fingerprint = _fingerprint(current, purpose, uid, [(n, state.dict[n]) for n in names])
         now = int(self.clock())
         data = {"u": uid, "f": base64.urlsafe_b64encode(fingerprint).rstrip(b"=").decode("ascii")}
@@ -135,7 +135,7 @@ class PurposeTokens(Generic[UserT]):
             self._refuse(TokenRefusal.UNKNOWN_USER)
         values = [(n, inspect(user).dict[n]) for n in names]
         keys = self._token_keys()
-        subkeys = keys.subkeys(_fingerprint_label(purpose), self.context).values()  # any key of the ring
+        subkeys = keys.subkeys(_fingerprint_label(self._table(), purpose), self.context).values()  # any key of the ring
         if not any(hmac.compare_digest(fingerprint, _fingerprint(k, purpose, raw_uid, values)) for k in subkeys):
             self._refuse(TokenRefusal.STALE)
         self.events.emit(AuthEvent(EventKind.TOKEN_REDEEMED, at=self.clock(), user_id=str(uid), purpose=purpose))
@@ -154,7 +154,11 @@ class PurposeTokens(Generic[UserT]):
         """The sealer of ``purpose``'s tokens: its own subkey, expiry only from the sealed timestamps."""
         if not isinstance(purpose, str) or not _PURPOSE.fullmatch(purpose):
             raise ConfigurationError(f"a token purpose is 1 to 64 characters a-z, 0-9, '_', '.', '-'; got {purpose!r}")
-        return Sealer(self._token_keys(), f"sealed-token:{purpose}", max_age=None, context=self.context)
+        return Sealer(self._token_keys(), f"sealed-token:{self._table()}:{purpose}", max_age=None, context=self.context)
+
+    def _table(self) -> str:
+        """The user table's name, bound into every label: a token of one model never redeems for another."""
+        return str(inspect(self.check.user_model).persist_selectable.fullname)
 
     def _bound_names(self, bound_to: BoundTo) -> list[str]:
         """The bound columns' attribute names, sorted and unique; :class:`ConfigurationError` for anything else."""
@@ -227,8 +231,8 @@ class PurposeTokens(Generic[UserT]):
         raise TokenRefused(reason)
 
 
-def _fingerprint_label(purpose: str) -> str:
-    return f"sealed-token-fp:{purpose}"  # ':' cannot occur in a cookie name: no session cookie shares it
+def _fingerprint_label(table: str, purpose: str) -> str:
+    return f"sealed-token-fp:{table}:{purpose}"  # ':' cannot occur in a cookie name: no session cookie shares it
 
 
 def _fingerprint(key: bytes, purpose: str, uid: int | str, columns: Sequence[tuple[str, object]]) -> bytes:

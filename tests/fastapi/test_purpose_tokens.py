@@ -463,3 +463,43 @@ def _sealed_for(auth: SessionAuth[Person], uid: int) -> str:
     person = Person(id=uid, email="x@example.com")
     make_transient_to_detached(person)
     return auth.issue_token(person, RESET, expires_in=HOUR, bound_to=())
+
+
+@pytest.mark.case("P3")
+async def test_a_token_of_one_user_model_never_redeems_for_another() -> None:
+    """Two SessionAuths sharing key and context: a Member token is refused as forged by the Staff auth."""
+    from sqlalchemy import String as Text
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+    from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+    from sealed_sessions.sqlalchemy import SessionTokenMixin as TokenMixin
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Member(TokenMixin, Base):
+        __tablename__ = "members_cross"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        email: Mapped[str] = mapped_column(Text(64))
+
+    class Staff(TokenMixin, Base):
+        __tablename__ = "staff_cross"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        email: Mapped[str] = mapped_column(Text(64))
+
+    engine = create_async_engine("sqlite+aiosqlite://")
+    maker = async_sessionmaker(engine, expire_on_commit=False)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    members = SessionAuth(Member, maker, secret_key=KEY_A)
+    staff = SessionAuth(Staff, maker, secret_key=KEY_A)
+    async with maker() as db:
+        member, employee = Member(id=1, email="same@example.com"), Staff(id=1, email="same@example.com")
+        db.add_all([member, employee])
+        await db.commit()
+        token = members.issue_token(member, "login_link", expires_in=600, bound_to=(Member.email,))
+        with pytest.raises(TokenRefused) as refused:
+            await staff.redeem_token(db, token, "login_link", bound_to=(Staff.email,))
+        assert refused.value.reason == "forged"
+        assert (await members.redeem_token(db, token, "login_link", bound_to=(Member.email,))).id == 1
+    await engine.dispose()
