@@ -207,9 +207,9 @@ async def api_keys(request: Request) -> dict[str, Any]:
 
 
 @router.get("/me")
-async def api_me(request: Request, user: CurrentUser, settings: AppSettings) -> Me:
+async def api_me(request: Request, user: CurrentUser, settings: AppSettings, auth: Auth) -> Me:
     """Who this session belongs to, when it logged in, when it expires, and which server answered."""
-    session: Any = request.session
+    session: Any = await auth.scheme(request)  # the cookie's session, or a bearer token's
     return Me(
         id=user.id,
         email=user.email,
@@ -273,7 +273,10 @@ async def api_confirm(
     request: Request, body: Confirmation, user: PrimaryUser, db: Db, auth: Auth, accounts: AppAccounts
 ) -> Response:
     """Re-check the password of the logged-in user and make this login fresh again (``auth.confirm``),
-    for the routes that need a recent login. Throttled like a login."""
+    for the routes that need a recent login. Throttled like a login. A bearer client gets a fresh login
+    from a new ``POST /api/token`` instead: ``auth.confirm`` re-stamps the cookie's session only."""
+    if auth.scheme.bearer is not None and auth.scheme.bearer.token_of(request):
+        raise HTTPException(status_code=400, detail="A bearer client confirms by logging in again (POST /api/token)")
     try:
         checked = await accounts.authenticate(db, user.email, body.password, client=client_address(request))
     except TryLater as exc:

@@ -20,6 +20,7 @@ from . import api, pages
 from .accounts import Accounts
 from .auth import get_auth, make_auth
 from .db import create_tables, make_engine
+from .links import redact_access_log
 from .passwords import PasswordHasher
 from .purge import PURGE_INTERVAL, purge_expired_devices, purging
 from .settings import Settings
@@ -123,6 +124,7 @@ def create_app(
     app.state.accounts = Accounts(PasswordHasher(settings.scrypt_n), LoginThrottle(clock=clock))
 
     settings.warn_if_insecure_transport()
+    redact_access_log()  # links carry their token in the query string
     app.add_middleware(NoStore, prefix="/api/")
     app.add_middleware(  # the cookie name is the middleware's default: __Host-session over HTTPS
         SessionMiddleware,

@@ -15,7 +15,7 @@ must see a revocation at once, not once the replica has replayed it).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
@@ -104,9 +104,17 @@ async def current_user(request: Request, auth: Auth, db: Db, read_db: ReadDb) ->
     return await auth.current_user(await auth.scheme(request), db, read_db)
 
 
+def _cookie_session(request: Request, auth: SessionAuth[User]) -> Any:
+    """The cookie's session only: the HTML pages are for browsers, and a page that checks freshness or
+    confirms a login must look at the very session that authenticated (never a bearer token's)."""
+    session = auth.scheme.session_of(request)
+    session.get(auth.user_id_key)  # a read: the page depends on the cookie (Vary: Cookie)
+    return session
+
+
 async def optional_user(request: Request, auth: Auth, db: Db, read_db: ReadDb) -> User | None:
-    """``auth.optional_user`` of this application's ``SessionAuth``: checked on the replica if there is one."""
-    return await auth.optional_user(await auth.scheme(request), db, read_db)
+    """For the HTML pages: ``auth.optional_user`` on the cookie only, checked on the replica if there is one."""
+    return await auth.optional_user(_cookie_session(request, auth), db, read_db)
 
 
 async def primary_user(request: Request, auth: Auth, db: Db) -> User:
@@ -115,18 +123,18 @@ async def primary_user(request: Request, auth: Auth, db: Db) -> User:
 
 
 async def optional_primary_user(request: Request, auth: Auth, db: Db) -> User | None:
-    """``auth.optional_user`` without a replica session: checked on the primary, the user in the request's ``Db``."""
-    return await auth.optional_user(await auth.scheme(request), db)
+    """For the HTML pages: ``auth.optional_user`` on the cookie only, checked on the primary."""
+    return await auth.optional_user(_cookie_session(request, auth), db)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
 """The logged-in user: 401 (and the cookie cleared) when revoked, 503 when the database is down."""
 OptionalUser = Annotated[User | None, Depends(optional_user)]
-"""The logged-in user or ``None``; 503 when the database is down."""
+"""The HTML pages' logged-in user (by the cookie only) or ``None``; 503 when the database is down."""
 PrimaryUser = Annotated[User, Depends(primary_user)]
 """As :data:`CurrentUser`, checked on the primary: for routes that change the user or its devices."""
 OptionalPrimaryUser = Annotated[User | None, Depends(optional_primary_user)]
-"""As :data:`OptionalUser`, checked on the primary: for pages that change the user or its devices."""
+"""As :data:`OptionalUser` (the cookie only), checked on the primary: for pages that change the user or its devices."""
 
 
 FRESH_LOGIN = 10 * 60

@@ -20,6 +20,7 @@ configured public URL.
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -115,3 +116,24 @@ async def verify_email(auth: SessionAuth[User], db: AsyncSession, token: str) ->
     user.email_verified = True
     await db.commit()
     return user
+
+
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
+
+
+class RedactLinkTokens(logging.Filter):
+    """Redact ``token=...`` from uvicorn's access records: a reset link in a log is a password reset."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+def redact_access_log() -> None:
+    """Install :class:`RedactLinkTokens` on uvicorn's access logger, once."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactLinkTokens) for f in access.filters):
+        access.addFilter(RedactLinkTokens())

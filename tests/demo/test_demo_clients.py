@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import update
 from examples.demo.auth import FRESH_LOGIN
 from examples.demo.models import User
 from examples.demo.settings import Settings
-from tests.demo.flows import PASSWORD, api_sign_up, html_sign_up, profile_form, running
+from tests.demo.flows import PASSWORD, api_sign_up, csrf_from, html_sign_up, profile_form, running
 from tests.helpers import ClientFactory, FakeClock
 
 JSON = {"content-type": "application/json"}
@@ -32,6 +33,9 @@ async def test_a_cli_logs_in_for_a_bearer_token_uses_it_and_ends_it(
         me = await cli.get("/api/me", headers=auth)
         assert me.status_code == 200, me.text
         assert me.json()["email"] == "cli@example.com"
+        assert me.json()["logged_in_at"] is not None  # the token's login time, not the (absent) cookie's
+        confirm = await cli.post("/api/confirm", headers=auth, json={"password": PASSWORD})
+        assert confirm.status_code == 400  # a bearer client logs in again instead
         devices = (await cli.get("/api/devices", headers=auth)).json()
         assert len(devices) == 2  # the browser's login and the CLI's token
         assert (await cli.post("/api/token/revoke", headers={**auth, **JSON}, json={})).status_code == 204
@@ -114,3 +118,43 @@ async def test_the_profile_asks_a_stale_login_to_confirm_before_deleting_the_acc
         assert (deleted.status_code, deleted.headers["location"]) == (303, "/login")
         assert "Your account is deleted" in (await client.get("/login")).text
         assert (await client.get("/profile")).headers["location"] == "/login"
+
+
+@pytest.mark.case("N7")
+async def test_a_stolen_bearer_token_cannot_drive_the_html_pages(
+    demo_settings: Settings, client_factory: ClientFactory
+) -> None:
+    """The HTML pages authenticate by the cookie only: a victim's bearer token next to an attacker's fresh
+    cookie deletes the attacker's own account at most, never the victim's."""
+    async with running(demo_settings) as app, client_factory(app) as victim, client_factory(app) as attacker:
+        await api_sign_up(victim, "victim@example.com")
+        token = (await victim.post("/api/token", json={"email": "victim@example.com", "password": PASSWORD})).json()
+        await html_sign_up(attacker, "attacker@example.com")
+        csrf = await csrf_from(attacker, "/profile")
+        bearer = {"Authorization": f"Bearer {token['token']}"}
+        response = await attacker.post("/account/delete", data={"csrf_token": csrf}, headers=bearer)
+        assert response.status_code == 303
+        login = {"email": "victim@example.com", "password": PASSWORD}
+        assert (await victim.post("/api/login", json=login)).status_code == 200  # the victim's account lives
+        login = {"email": "attacker@example.com", "password": PASSWORD}
+        assert (await victim.post("/api/login", json=login)).status_code == 401  # the attacker's own is gone
+
+
+@pytest.mark.case("N8")
+async def test_link_tokens_are_redacted_from_the_access_log(demo_settings: Settings) -> None:
+    """Once the demo is built, uvicorn's access records show /reset?token=[redacted], never the token."""
+    async with running(demo_settings):
+        record = logging.LogRecord(
+            "uvicorn.access",
+            logging.INFO,
+            __file__,
+            1,
+            '%s - "%s %s HTTP/%s" %d',
+            ("127.0.0.1:5000", "GET", "/reset?token=SECRET.TOKEN-value&x=1", "1.1", 200),
+            None,
+        )
+        for log_filter in logging.getLogger("uvicorn.access").filters:
+            assert not isinstance(log_filter, logging.Filter) or log_filter.filter(record)
+    message = record.getMessage()
+    assert "SECRET" not in message
+    assert "/reset?token=[redacted]&x=1" in message
