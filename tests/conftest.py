@@ -20,6 +20,17 @@ def client_factory() -> ClientFactory:
 
 
 @pytest.fixture(autouse=True)
+def fresh_callback_failure_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with its own event-callback failure log limiter."""
+    from collections import Counter
+
+    import sealed_sessions._events as events
+
+    monkeypatch.setattr(events, "_failures_logged_at", {})
+    monkeypatch.setattr(events, "_failures_unlogged", Counter())
+
+
+@pytest.fixture(autouse=True)
 def fresh_outage_log(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with its own database-outage log limiter, so one test's outages never mute another's."""
     try:

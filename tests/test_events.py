@@ -83,7 +83,7 @@ def test_raising_callback_is_logged_by_class_only_and_the_next_one_runs(caplog: 
     events.emit(LOGIN)  # does not raise
     assert seen == [LOGIN]
     [record] = [r for r in ours(caplog) if r.levelno == logging.ERROR]
-    assert record.getMessage().endswith("broken raised ValueError")
+    assert "broken raised ValueError (1 time(s)" in record.getMessage()
     assert "alice" not in caplog.text and record.exc_info is None
 
 
@@ -108,7 +108,7 @@ async def test_async_callbacks_run_as_tasks_and_failures_are_logged(caplog: pyte
     await events.drain()
     assert seen == [LOGIN]
     [record_] = [r for r in ours(caplog) if r.levelno == logging.ERROR]
-    assert record_.getMessage().endswith("broken raised KeyError")
+    assert "broken raised KeyError (1 time(s)" in record_.getMessage()
     assert "token-abc" not in caplog.text
 
 
@@ -200,3 +200,28 @@ def test_rejection_log_reports_every_refusal_to_its_listener_logged_or_not(caplo
     assert [e.reason for e in seen] == ["session_revoked"] * (BURST + 5) + ["session_malformed"]
     assert {e.kind for e in seen} == {EventKind.REFUSAL} and seen[0].at == START
     assert seen[-1].user_id == "7" and all(getattr(r, "user_id", None) is None for r in ours(caplog))
+
+
+@pytest.mark.case("M6")
+def test_a_callback_failing_on_every_event_is_logged_once_a_minute(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hundred failures of one callback within a minute make one record; the next minute's record counts the rest."""
+    import sealed_sessions._events as module
+
+    now = [1000.0]
+    monkeypatch.setattr("sealed_sessions._events.time.monotonic", lambda: now[0])
+    caplog.set_level(logging.ERROR, logger="sealed_sessions")
+    events = AuthEvents()
+
+    def broken(event: AuthEvent) -> None:
+        raise ValueError("never logged")
+
+    events.on(None, broken)
+    for _ in range(100):
+        events.emit(LOGIN)
+    assert len([r for r in ours(caplog) if r.levelno == logging.ERROR]) == 1
+    now[0] += module.FAILURE_LOG_INTERVAL
+    events.emit(LOGIN)
+    records = [r for r in ours(caplog) if r.levelno == logging.ERROR]
+    assert len(records) == 2 and "(100 time(s)" in records[1].getMessage()

@@ -48,6 +48,7 @@ import enum
 import inspect
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -261,11 +262,28 @@ def _name(callback: object) -> str:
     return str(getattr(callback, "__qualname__", None) or type(callback).__qualname__)
 
 
+FAILURE_LOG_INTERVAL = 60.0
+"""Seconds between two log records of one callback failing with one exception class."""
+_failures_logged_at: dict[tuple[str, str], float] = {}
+_failures_unlogged: Counter[tuple[str, str]] = Counter()
+
+
 def _log_failure(callback: object, exc: BaseException | None) -> None:
-    """Log a failed callback by its name and exception class: a message could hold anything."""
+    """Log a failed callback by its name and exception class (a message could hold anything), at most
+    once a minute per callback and class, with how many failures the record stands for: a callback
+    failing on every refusal must not turn a flood of bad cookies into a flood of log lines."""
+    key = (_name(callback), type(exc).__name__)
+    now = time.monotonic()
+    last = _failures_logged_at.get(key)
+    if last is not None and now - last < FAILURE_LOG_INTERVAL:
+        _failures_unlogged[key] += 1
+        return
+    _failures_logged_at[key] = now
+    times = 1 + _failures_unlogged.pop(key, 0)
     logger.error(
-        "event callback %s raised %s",
-        _name(callback),
-        type(exc).__name__,
-        extra={"event_callback": _name(callback), "error": type(exc).__name__},
+        "event callback %s raised %s (%d time(s) since the last record)",
+        key[0],
+        key[1],
+        times,
+        extra={"event_callback": key[0], "error": key[1], "count": times},
     )
