@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import Boolean, ColumnElement, Select, and_, case, false, select, true
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.sql.elements import SQLCoreOperations
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter, SQLCoreOperations
 from sqlalchemy.types import NullType
 
 from ._errors import ConfigurationError
@@ -141,10 +142,28 @@ class RouteCondition:
             return extended[1]
         if request is None:  # pragma: no cover - the dependency passes its request whenever it has builders
             raise ConfigurationError("a where= callable needs the request")
-        built = (sql_condition(build(request), f"where= callable {build!r}") for build in self.builders)
+        built = (_bindable(sql_condition(build(request), f"where= callable {build!r}")) for build in self.builders)
         return self._add(query, (*self.conditions, *built))
 
     @staticmethod
     def _add(query: Select[Any], conditions: Sequence[ColumnElement[bool]]) -> Select[Any]:
         allowed = case((and_(*conditions), true()), else_=false())
         return query.add_columns(allowed.label(ALLOWED))
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _bindable(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``condition``, or ``false()`` when it binds an integer no database column holds (over 64 bits).
+
+    Such a value comes from the request (``/tenants/99999999999999999999``): drivers refuse to bind
+    it (a 500 on SQLite, an error taken for an outage on PostgreSQL), yet no row can match it, so
+    the condition is simply false: a 403, in the same one statement.
+    """
+    for element in visitors.iterate(condition):
+        if isinstance(element, BindParameter):
+            value = element.value
+            if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+                return false()
+    return condition

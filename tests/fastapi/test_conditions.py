@@ -239,6 +239,22 @@ async def test_an_overridden_statement_keeps_the_condition(members: Harness, cli
         assert len(h.statements) == 1 and "CASE" in h.statements[0]
 
 
+@pytest.mark.case("Q10")
+async def test_a_path_value_too_large_for_any_column_is_a_403_not_a_500(
+    members: Harness, client_factory: ClientFactory
+) -> None:
+    """A tenant id over 64 bits in the path cannot match any row: 403 in one statement, never a driver error."""
+    h = members
+    await h.create_user("ada")
+    async with client_factory(h.app) as client:
+        await client.post("/login/ada")
+        h.statements.clear()
+        response = await client.get(f"/tenants/{2**64}/items")
+        assert response.status_code == 403
+        assert len(h.statements) == 1
+        assert (await client.get("/tenants/1/items")).status_code == 200
+
+
 @pytest.mark.case("Q7")
 async def test_an_overridden_statement_selecting_more_columns_still_fails_closed(
     members: Harness, client_factory: ClientFactory
