@@ -19,14 +19,13 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
-from ._csrf import FIELD_NAME, HEADER_NAME, SAFE_METHODS, CSRFError, CSRFReason, session_in, trusted_origin_set
-from ._csrf_middleware import DEFAULT_MAX_BODY, check_max_body, check_names, check_request, csrf_log
-from ._rejections import RejectionLog
+from ._csrf import FIELD_NAME, HEADER_NAME, SAFE_METHODS, CSRFError, CSRFReason, session_in
+from ._csrf_check import DEFAULT_MAX_BODY, CSRFCheck
 
 __all__ = ["CSRFProtect"]
 
 
-class CSRFProtect:
+class CSRFProtect(CSRFCheck):
     """A dependency refusing unsafe requests from other sites or without this session's CSRF token.
 
     Use it as ``dependencies=[Depends(csrf)]`` on a route, an ``APIRouter`` or the app. Safe
@@ -40,22 +39,6 @@ class CSRFProtect:
     rate-limited, with a reason code.
     """
 
-    trusted_origins: frozenset[str]
-    """Other origins (``scheme://host[:port]``) whose requests pass the origin checks."""
-    header_name: str
-    """The request header carrying the token."""
-    field_name: str
-    """The form field carrying the token."""
-    scope_key: str
-    """Where the session is found in the scope (the session middleware's ``scope_key``)."""
-    max_body: int
-    bearer_exempt: bool
-    """Let requests carrying ``Authorization: Bearer`` through unchecked (``SessionAuth(bearer=True)``
-    clients, which never authenticate with the cookie); off by default."""
-    """The largest ``Content-Length`` of a form searched for the field (413 above it)."""
-    rejections: RejectionLog
-    """Refused requests: rate-limited logging, and ``rejections.counts`` per reason since start."""
-
     def __init__(
         self,
         *,
@@ -67,15 +50,15 @@ class CSRFProtect:
         bearer_exempt: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        check_max_body(max_body)
-        check_names(header_name=header_name, field_name=field_name, scope_key=scope_key)
-        self.max_body = max_body
-        self.bearer_exempt = bearer_exempt is True
-        self.trusted_origins = trusted_origin_set(trusted_origins)
-        self.header_name = header_name
-        self.field_name = field_name
-        self.scope_key = scope_key
-        self.rejections = csrf_log(clock)
+        super().__init__(
+            trusted_origins=trusted_origins,
+            header_name=header_name,
+            field_name=field_name,
+            scope_key=scope_key,
+            max_body=max_body,
+            bearer_exempt=bearer_exempt,
+            clock=clock,
+        )
 
     async def __call__(self, request: Request) -> None:
         if request.method in SAFE_METHODS:
@@ -94,16 +77,4 @@ class CSRFProtect:
                 return None
             return value if isinstance(value, str) and value else None
 
-        try:
-            await check_request(
-                request.scope,
-                request.headers,
-                session,
-                trusted_origins=self.trusted_origins,
-                header_name=self.header_name,
-                form_field=form_field,
-                bearer_exempt=self.bearer_exempt,
-            )
-        except CSRFError as error:
-            self.rejections(error.reason)
-            raise
+        await self.check(request.scope, request.headers, session, form_field)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -26,67 +25,21 @@ from ._csrf import (
     SAFE_METHODS,
     CSRFError,
     CSRFReason,
-    origin_allowed,
     session_in,
-    token_matches,
-    trusted_origin_set,
 )
+from ._csrf_check import DEFAULT_MAX_BODY, CSRFCheck
 from ._errors import ConfigurationError
-from ._rejections import RejectionLog
 from ._route_names import matched_names
 
-__all__ = ["DEFAULT_MAX_BODY", "CSRFMiddleware", "check_request", "csrf_log"]
+__all__ = ["CSRFMiddleware"]
 
-DEFAULT_MAX_BODY = 1024 * 1024
-"""Bytes of a form body the middleware reads, at most, to find the token field."""
-_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 _ORDER = (
     ": SessionMiddleware must run before it (with add_middleware, add CSRFMiddleware first, then "
     "SessionMiddleware; in middleware=[...], list SessionMiddleware first)"
 )
 
 
-async def check_request(
-    scope: Scope,
-    headers: Headers,
-    session: MutableMapping[str, Any],
-    *,
-    trusted_origins: frozenset[str],
-    header_name: str,
-    form_field: Callable[[], Awaitable[str | None]],
-    bearer_exempt: bool = False,
-) -> None:
-    """Raise :class:`CSRFError` unless an unsafe request passes: the origin checks, then the token from
-    ``header_name`` or, for a form body only, from ``form_field()`` (which reads the body).
-
-    With ``bearer_exempt``, a request carrying ``Authorization: Bearer ...`` passes unchecked: a
-    bearer client, which ``SessionAuth(bearer=True)`` authenticates by that header alone, never by
-    the cookie (a browser sends that header cross-site only after a CORS preflight the application
-    allowed). Off by default: a route that reads ``request.session`` would still use the cookie.
-    """
-    if bearer_exempt and headers.get("authorization", "")[:7].lower() == "bearer ":
-        return
-    if not origin_allowed(scope, headers, trusted_origins):
-        raise CSRFError(CSRFReason.ORIGIN)
-    token = headers.get(header_name) or None
-    if token is None and _is_form(headers):
-        token = await form_field()
-    if token is None:
-        raise CSRFError(CSRFReason.TOKEN_MISSING)
-    if not token_matches(session, token):
-        raise CSRFError(CSRFReason.TOKEN_INVALID)
-
-
-def _is_form(headers: Headers) -> bool:
-    return headers.get("content-type", "").split(";", 1)[0].strip().lower() in _FORM_TYPES
-
-
-def csrf_log(clock: Callable[[], float]) -> RejectionLog:
-    """The rate-limited log of refusals: reason codes only (``csrf_origin``...), never a token."""
-    return RejectionLog("the CSRF check", clock, reason_prefix="csrf_", template="%s refused a request: %s")
-
-
-class CSRFMiddleware:
+class CSRFMiddleware(CSRFCheck):
     """Refuses unsafe requests (any method but GET, HEAD, OPTIONS, TRACE) from other sites or without
     this session's CSRF token; safe requests, WebSockets and lifespan pass untouched.
 
@@ -110,23 +63,8 @@ class CSRFMiddleware:
 
     app: ASGIApp
     """The wrapped application."""
-    scope_key: str
-    """Where the session is found in the scope (the session middleware's ``scope_key``)."""
     exempt: frozenset[str]
     """Route and mount names the check skips."""
-    trusted_origins: frozenset[str]
-    """Other origins (``scheme://host[:port]``) whose requests pass the origin checks."""
-    header_name: str
-    """The request header carrying the token."""
-    field_name: str
-    """The form field carrying the token."""
-    max_body: int
-    bearer_exempt: bool
-    """Let requests carrying ``Authorization: Bearer`` through unchecked (``SessionAuth(bearer=True)``
-    clients, which never authenticate with the cookie); off by default."""
-    """Bytes of a form body read, at most, to find the field."""
-    rejections: RejectionLog
-    """Refused requests: rate-limited logging, and ``rejections.counts`` per reason since start."""
 
     def __init__(
         self,
@@ -146,17 +84,17 @@ class CSRFMiddleware:
         exempt = frozenset(exempt)
         if not all(isinstance(name, str) and name for name in exempt):
             raise ConfigurationError(f"exempt must hold route names (non-empty str), got {sorted(map(repr, exempt))}")
-        check_max_body(max_body)
-        check_names(header_name=header_name, field_name=field_name, scope_key=scope_key)
+        super().__init__(
+            trusted_origins=trusted_origins,
+            header_name=header_name,
+            field_name=field_name,
+            scope_key=scope_key,
+            max_body=max_body,
+            bearer_exempt=bearer_exempt,
+            clock=clock,
+        )
         self.app = app
-        self.scope_key = scope_key
         self.exempt = exempt
-        self.trusted_origins = trusted_origin_set(trusted_origins)
-        self.header_name = header_name
-        self.field_name = field_name
-        self.max_body = max_body
-        self.bearer_exempt = bearer_exempt is True
-        self.rejections = csrf_log(clock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
@@ -174,17 +112,8 @@ class CSRFMiddleware:
             return await self._form_field(scope, body)
 
         try:
-            await check_request(
-                scope,
-                headers,
-                session,
-                trusted_origins=self.trusted_origins,
-                header_name=self.header_name,
-                form_field=form_field,
-                bearer_exempt=self.bearer_exempt,
-            )
+            await self.check(scope, headers, session, form_field)
         except CSRFError as error:
-            self.rejections(error.reason)
             await self.failure_response(error, scope)(scope, receive, send)
             return
         except ClientDisconnect:  # gone while we read the body: nobody to answer
@@ -243,19 +172,6 @@ class CSRFMiddleware:
                 "to a Starlette or FastAPI application"
             )
         return not self.exempt.isdisjoint(matched_names(routes, scope))
-
-
-def check_max_body(max_body: object) -> None:
-    """Refuse a ``max_body`` that is not a positive whole number of bytes."""
-    if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
-        raise ConfigurationError(f"max_body must be a positive number of bytes, got {max_body!r}")
-
-
-def check_names(**names: object) -> None:
-    """Refuse header, field or scope key names that are not non-empty strings."""
-    for option, value in names.items():
-        if not isinstance(value, str) or not value:
-            raise ConfigurationError(f"{option} must be a non-empty str, got {value!r}")
 
 
 def _replay(body: list[Message], receive: Receive) -> Receive:
