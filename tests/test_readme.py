@@ -45,28 +45,27 @@ def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     )
 
 
-def test_python_snippets_run_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each Python block in the README executes, in order, in one namespace, without error."""
+def run_python_blocks(monkeypatch: pytest.MonkeyPatch, name: str) -> dict[str, Any]:
+    """Run every Python block of the README, in order, in one fresh module named ``name``; its namespace."""
     monkeypatch.setenv("SESSION_KEY", generate_key())
     monkeypatch.delenv("DATABASE_URL", raising=False)  # the FastAPI example falls back to in-memory SQLite
-    python_blocks = blocks("python")
-    assert len(python_blocks) >= 5
     # A real module: SQLAlchemy resolves the example's annotations through sys.modules.
-    module = types.ModuleType("readme_snippets")
+    module = types.ModuleType(name)
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    for number, code in enumerate(python_blocks, 1):
+    for number, code in enumerate(blocks("python"), 1):
         exec(compile(code, f"README.md python block {number}", "exec"), module.__dict__)  # noqa: S102 - our own README
+    return module.__dict__
+
+
+def test_python_snippets_run_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each Python block in the README executes, in order, in one namespace, without error."""
+    assert len(blocks("python")) >= 5
+    run_python_blocks(monkeypatch, "readme_snippets")
 
 
 def test_device_mode_snippet_logs_in_lists_ends_and_logs_out(monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's device-mode app, run: two logins, the list with this device flagged, ending the other, logout."""
-    monkeypatch.setenv("SESSION_KEY", generate_key())
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    module = types.ModuleType("readme_devices")
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    for number, code in enumerate(blocks("python"), 1):
-        exec(compile(code, f"README.md python block {number}", "exec"), module.__dict__)  # noqa: S102 - our own README
-    asyncio.run(_device_flow(module.__dict__))
+    asyncio.run(_device_flow(run_python_blocks(monkeypatch, "readme_devices")))
 
 
 async def _device_flow(ns: dict[str, Any]) -> None:
@@ -97,13 +96,7 @@ async def _device_flow(ns: dict[str, Any]) -> None:
 
 def test_toolkit_snippets_flash_once_and_span_cookies(monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's flash app shows its message once; its large-session app splits and compresses as it says."""
-    monkeypatch.setenv("SESSION_KEY", generate_key())
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    module = types.ModuleType("readme_toolkit")
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    for number, code in enumerate(blocks("python"), 1):
-        exec(compile(code, f"README.md python block {number}", "exec"), module.__dict__)  # noqa: S102 - our own README
-    asyncio.run(_toolkit_flow(module.__dict__))
+    asyncio.run(_toolkit_flow(run_python_blocks(monkeypatch, "readme_toolkit")))
 
 
 async def _toolkit_flow(ns: dict[str, Any]) -> None:
