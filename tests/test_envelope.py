@@ -11,11 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from nacl.bindings import crypto_secretbox_easy, crypto_secretbox_open_easy
+from nacl.bindings import crypto_secretbox_easy
 
 import sealed_sessions._envelope as envelope_module
 from sealed_sessions import InvalidCookie, KeyRing, Reason
-from sealed_sessions._envelope import HEADER_SIZE, MAC_SIZE, MAX_COOKIE_VALUE, NONCE_SIZE, Envelope
+from sealed_sessions._box import MAC_SIZE, box_open
+from sealed_sessions._envelope import HEADER_SIZE, MAX_COOKIE_VALUE, NONCE_SIZE, Envelope
 from sealed_sessions._payload import encode
 from sealed_sessions.testing import seal, unseal
 from tests.helpers import KEY_A, KEY_B, KEY_C, RAW_A, b64, ring_keys, unb64
@@ -237,7 +238,7 @@ def test_oversized_value_refused_before_decoding(env: Envelope, value: str, monk
         raise AssertionError("decoding an oversized cookie")
 
     monkeypatch.setattr(envelope_module, "b64decode_strict", must_not_run)
-    monkeypatch.setattr(envelope_module, "crypto_secretbox_open_easy", must_not_run)
+    monkeypatch.setattr(envelope_module, "box_open", must_not_run)
     monkeypatch.setattr(base64, "urlsafe_b64decode", must_not_run)
     assert reason_of(env, value) == Reason.TOO_LARGE
 
@@ -280,7 +281,7 @@ def test_new_values_sealed_with_the_current_key() -> None:
 
 @pytest.mark.case("A16")
 def test_opening_checks_one_mac_whatever_the_ring_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With 16 keys, opening a value sealed by the last one runs crypto_secretbox_open_easy once, as does a forgery."""
+    """With 16 keys, opening a value sealed by the last one runs the box's open once, as does a forgery."""
     keys = ring_keys(16)
     ring = KeyRing(keys)
     value = Envelope(KeyRing(keys[-1]), "session").seal(PLAINTEXT)
@@ -288,10 +289,10 @@ def test_opening_checks_one_mac_whatever_the_ring_size(monkeypatch: pytest.Monke
 
     def counting(*args: Any) -> bytes:
         calls.append(1)
-        result: bytes = crypto_secretbox_open_easy(*args)
+        result: bytes = box_open(*args)
         return result
 
-    monkeypatch.setattr(envelope_module, "crypto_secretbox_open_easy", counting)
+    monkeypatch.setattr(envelope_module, "box_open", counting)
     env = Envelope(ring, "session")
     assert env.open(value) == (PLAINTEXT, False)
     assert len(calls) == 1

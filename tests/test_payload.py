@@ -9,11 +9,14 @@ import pickle
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sealed_sessions import InvalidCookie, Reason, Sealer, SessionDataError
 from sealed_sessions._payload import MAX_DEPTH, check_json_value, decode, dump_data, encode
 from sealed_sessions.testing import seal, unseal
 from tests.helpers import KEY_A, START
+from tests.test_properties import json_values
 
 
 def nested(levels: int, leaf: Any = 0) -> Any:
@@ -291,3 +294,24 @@ def test_timestamps_round_trip_and_zero_expiry_means_none() -> None:
     assert not payload.sealed_with_current_key
     assert decode(encode(b"{}", START, None, START), sealed_with_current_key=True).expires_at is None
     assert payload.data_json == b'{"a":1}'
+
+
+# -- the encoder built once ------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(), json_values, max_size=6))
+def test_the_encoder_built_once_writes_what_json_writes(data: dict[str, Any]) -> None:
+    """dump_data's encoder gives exactly the bytes of json.dumps(compact, ensure_ascii=False) for any JSON data."""
+    assert dump_data(data) == json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def test_a_cycle_or_a_foreign_object_is_a_session_data_error() -> None:
+    """Without a circular-reference check, a cycle still ends as SessionDataError, as a non-JSON object does."""
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(SessionDataError):
+        dump_data({"loop": cycle})
+    with pytest.raises(SessionDataError):
+        dump_data({"when": object()})
+    assert dump_data({"ok": [1]}) == b'{"ok":[1]}'  # a failed encoding leaves nothing behind

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sealed_sessions import InvalidCookie, Opened, Reason, Sealer, SessionDataError, SessionTooLarge
-from sealed_sessions._envelope import HEADER_SIZE, MAC_SIZE, MAX_COOKIE_VALUE
+from sealed_sessions._box import MAC_SIZE
+from sealed_sessions._envelope import HEADER_SIZE, MAX_COOKIE_VALUE
 from sealed_sessions.testing import seal, unseal
 from tests.helpers import CORPUS_V1, KEY_A, KEY_B, KEY_C, PLAIN_COOKIE, START, b64, unb64
 

@@ -88,7 +88,7 @@ async def test_writing_an_identical_value_sends_no_cookie() -> None:
 
 
 async def test_read_only_request_with_plain_values_skips_serialisation(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hot path: reading a session of plain values never re-serialises it; a nested one is compared."""
+    """Hot path: reading a session of plain values never re-serialises it; one whose list is handed out is compared."""
     calls: list[object] = []
     original = dump_data
 

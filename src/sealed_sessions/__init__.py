@@ -25,8 +25,9 @@ from ._metrics import prometheus_collector
 from ._middleware import SessionMiddleware
 from ._migration import LegacyCookie, LegacySession, StarletteCookie
 from ._payload import Opened
+from ._schema import SessionSchema
 from ._sealer import Sealer
-from ._session import Session, SessionSchema
+from ._session import Session
 
 __version__ = "0.1.0"
 

@@ -42,7 +42,7 @@ Headers = Iterable[tuple[bytes, bytes]]
 class Chunks:
     """Splits a sealed value across a session's cookies, and joins the parts of a request."""
 
-    __slots__ = ("_names_eq", "_room", "cookie", "max_chunks", "max_length", "names")
+    __slots__ = ("_names_eq", "_room", "_room_first", "cookie", "max_chunks", "max_length", "names")
 
     cookie: CookieOptions
     """The session cookie: the first part goes under its name, with its attributes."""
@@ -63,7 +63,8 @@ class Chunks:
         self.max_chunks = max_chunks
         self.names = tuple(f"{cookie.name}.{i}" for i in range(1, max_chunks))
         self._names_eq = tuple(name.encode("latin-1") + b"=" for name in self.names)
-        self._room = cookie.room(self.names[-1]) if self.names else cookie.room(cookie.name)
+        self._room_first = cookie.room(cookie.name)
+        self._room = cookie.room(self.names[-1]) if self.names else self._room_first
         self.max_length = max_chunks * MAX_COOKIE_VALUE
 
     def join(self, first: str, headers: Headers) -> str:
@@ -90,8 +91,7 @@ class Chunks:
 
     def set_cookies(self, value: str, max_age: int | None) -> list[str]:
         """The ``Set-Cookie`` values that carry ``value``: one when it fits, else one per part."""
-        room_first = self.cookie.room(self.cookie.name)
-        if len(value) <= room_first:
+        if len(value) <= self._room_first:
             return [self.cookie.set_cookie(value, max_age)]
         count = -(-(len(value) + 2) // self._room)
         if count > self.max_chunks:

@@ -27,14 +27,12 @@ sealed value can be replayed as long as its own timestamps allow.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import re
+import os
 
-from nacl.bindings import crypto_secretbox_easy, crypto_secretbox_open_easy
 from nacl.exceptions import CryptoError
-from nacl.utils import random as random_bytes
 
+from ._box import MAC_SIZE, box_open, box_seal
 from ._errors import InvalidCookie, Reason
 from ._keys import KEY_ID_SIZE, KeyRing
 
@@ -43,14 +41,17 @@ __all__ = ["MAX_COOKIE_VALUE", "Envelope"]
 VERSION = 2
 V1 = 1
 NONCE_SIZE = 24
-MAC_SIZE = 16
 HEADER_SIZE = 1 + KEY_ID_SIZE + NONCE_SIZE
 MAX_COOKIE_VALUE = 4096
 """No cookie we issue is longer than this; anything longer is refused before decoding. A session
 split across several cookies (``max_chunks``) raises the bound to that many times this."""
 
 _VERSION_BYTE = bytes([VERSION])
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+# base64url to standard base64 for binascii; "+", "/" and "=" are not base64url and become "!",
+# which strict decoding refuses, as it refuses anything else outside the alphabet.
+_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
+_PADDING = (b"", b"", b"==", b"=")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 # For unpadded text of length 4n+2 (resp. 4n+3) the last character carries 2 (resp. 4) data
 # bits, so its value must be a multiple of 16 (resp. 4) in the base64url alphabet.
 _CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
@@ -58,22 +59,19 @@ _MIN_TEXT = (HEADER_SIZE + MAC_SIZE) * 4 // 3
 
 
 def b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
 
 
 def b64decode_strict(text: str) -> bytes:
     """Decode unpadded base64url, refusing anything our encoder would not have produced."""
-    if len(text) % 4 == 1 or not _BASE64URL.fullmatch(text):
+    tail = len(text) % 4
+    # One value, one encoding: the bits of the last character beyond the data must be zero.
+    if tail == 1 or (tail and text[-1] not in _CANONICAL_LAST[tail]):
         raise InvalidCookie(Reason.MALFORMED)
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):  # pragma: no cover - the pattern and length rule this out
+        return binascii.a2b_base64(text.encode("ascii").translate(_TO_STANDARD) + _PADDING[tail], strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError):  # outside the alphabet, or not ASCII at all
         raise InvalidCookie(Reason.MALFORMED) from None
-    # One value, one encoding: the bits of the last character beyond the data must be zero.
-    tail = len(text) % 4
-    if tail and text[-1] not in _CANONICAL_LAST[tail]:
-        raise InvalidCookie(Reason.MALFORMED)
-    return raw
 
 
 class Envelope:
@@ -107,8 +105,8 @@ class Envelope:
         ``nonce`` exists for known-answer tests only; leave it out and a fresh random one is used.
         """
         if nonce is None:
-            nonce = random_bytes(NONCE_SIZE)
-        box = crypto_secretbox_easy(plaintext, nonce, self._current_key)
+            nonce = os.urandom(NONCE_SIZE)
+        box = box_seal(plaintext, nonce, self._current_key)
         return b64encode(_VERSION_BYTE + self._current_id + nonce + box)
 
     def open(self, value: str) -> tuple[bytes, bool]:
@@ -143,7 +141,7 @@ class Envelope:
         if key is None:
             raise InvalidCookie(Reason.UNKNOWN_KEY)
         try:
-            plaintext = crypto_secretbox_open_easy(raw[HEADER_SIZE:], raw[1 + KEY_ID_SIZE : HEADER_SIZE], key)
+            plaintext = box_open(raw[HEADER_SIZE:], raw[1 + KEY_ID_SIZE : HEADER_SIZE], key)
         except CryptoError:
             raise InvalidCookie(Reason.BAD_MAC) from None
         return plaintext, key_id, key is self._current_key

@@ -46,7 +46,10 @@ def _split(headers: Headers, name: bytes) -> tuple[list[bytes], Headers]:
 
 def vary_on_cookie(headers: Headers) -> None:
     """Add ``Cookie`` to ``Vary`` once, even with several session middlewares stacked."""
-    if not any(key.lower() == b"vary" for key, _ in headers):
+    for key, _ in headers:
+        if key.lower() == b"vary":
+            break
+    else:
         headers.append((b"vary", b"Cookie"))  # the common case
         return
     items, others = _split(headers, b"vary")
@@ -63,6 +66,13 @@ def keep_out_of_shared_caches(headers: Headers) -> None:
     ``no-cache``...) is kept. ``CDN-Cache-Control`` and ``Surrogate-Control``, if present, become
     ``no-store``.
     """
+    for key, _ in headers:
+        lower = key.lower()
+        if lower == b"cache-control" or lower in _CDN_HEADERS:
+            break
+    else:
+        headers.append((b"cache-control", b"private"))  # the common case
+        return
     names = {key.lower() for key, _ in headers}
     if b"cache-control" not in names:
         headers.append((b"cache-control", b"private"))

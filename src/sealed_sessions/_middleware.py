@@ -22,10 +22,11 @@ from ._keys import KeyInput
 from ._legacy import LegacyReaders
 from ._lifetime import expiry
 from ._migration import LegacyCookie
-from ._payload import Opened, dump_data, plain_values_only
+from ._payload import Opened, dump_data
 from ._rejections import RejectionLog
+from ._schema import SessionSchema, fit
 from ._sealer import DEFAULT_MAX_AGE, Sealer
-from ._session import Session, SessionSchema
+from ._session import Session
 
 __all__ = ["MAX_MAC_CHECKS", "SessionMiddleware"]
 
@@ -47,8 +48,8 @@ class SessionMiddleware:
     (nested changes included), it was reset or its lifetime changed, it was emptied (a deletion
     cookie), it was opened with an older key, or idle renewal is due; never on a 5xx response.
     A response that sets the cookie is marked ``Cache-Control: private``; one that read the
-    session gets ``Vary: Cookie``. A read-only request whose session holds only plain values
-    does no JSON encoding at all.
+    session gets ``Vary: Cookie``. A read-only request that was handed no dict or list value of
+    the session does no JSON encoding at all.
 
     Beyond Starlette, all off by default: ``max_chunks`` (a session spans cookies), ``compress``
     (mind the length leak), ``legacy`` (migrate Starlette or node-client-sessions cookies once),
@@ -148,10 +149,10 @@ class SessionMiddleware:
             opened, migrated_from = self.legacy.open(scope["headers"], now)
         rewrite = migrated_from is not None
         if opened is not None and self.schema is not None:
-            opened, rewrite = self._fit(opened, rewrite)
+            opened, rewrite = fit(self.schema, opened, rewrite, self.rejections)
         session = Session(opened=opened)
-        if rewrite:
-            session.modified = True  # migrated data must be sealed anew, whatever the app does
+        session.modified = rewrite  # migrated data must be sealed anew, whatever the app does
+        session.exposed = self.schema is not None  # a schema's check may have changed nested values in place
         scope[self.scope_key] = session
         if scope["type"] == "websocket":  # read-only: a handshake cannot set cookies portably
             await self.app(scope, receive, send)
@@ -161,7 +162,9 @@ class SessionMiddleware:
             if message["type"] == "http.response.start":
                 if session.finishers:
                     session.run_finishers()
-                session.adopt(scope.get(self.scope_key, session))
+                current = scope.get(self.scope_key, session)
+                if current is not session:
+                    session.adopt(current)
                 self._finish(message, session, now, scope["headers"], migrated_from)
             await send(message)
 
@@ -205,15 +208,6 @@ class SessionMiddleware:
             self.key_usage.opened(found, now)
         return found
 
-    def _fit(self, opened: Opened, rewrite: bool) -> tuple[Opened | None, bool]:
-        """``opened`` as the schema accepts it (``rewrite`` when it migrated the data), or ``None``."""
-        assert self.schema is not None  # noqa: S101 - the caller checked; narrows the type
-        data = self.schema.check(opened.data)
-        if data is None:
-            self.rejections(Reason.SCHEMA)
-            return None, False
-        return (opened, rewrite) if data is opened.data else (opened.with_data(data), True)
-
     def _finish(
         self,
         message: Message,
@@ -247,8 +241,10 @@ class SessionMiddleware:
         """The cookie for a request that arrived without a valid one: only if the app stored data."""
         if not dict.__len__(session):
             return None
+        exposed = session.exposed  # read first: encoding calls items(), which sets it
         data_json = dump_data(session)
-        session.check_all()  # json.dumps would quietly turn a nested tuple into a list
+        if exposed:  # json.dumps would quietly turn a nested tuple into a list
+            session.check_all()
         issued_at, expires_at = self._lifetime_of(session, None, now)
         return self._set_cookie(data_json, issued_at, expires_at, now, now)
 
@@ -260,9 +256,12 @@ class SessionMiddleware:
         due: the request used the session (``accessed``), was not marked passive, and a quarter of
         the idle window has passed. An emptied session gets a deletion cookie instead.
         """
-        unchanged = not session.modified and plain_values_only(session)  # then no JSON encoding is needed
-        data_json = opened.data_json if unchanged else dump_data(session)
-        changed = data_json != opened.data_json
+        exposed = session.exposed  # read first: encoding calls items(), which sets it
+        if session.modified or exposed:
+            data_json = dump_data(session)
+            changed = data_json != opened.data_json
+        else:  # not written, and no value that could change in place was handed out: no JSON
+            data_json, changed = opened.data_json, False
         issued_at, expires_at = self._lifetime_of(session, opened, now)
         if not (
             changed
@@ -274,7 +273,7 @@ class SessionMiddleware:
             return None
         if not dict.__len__(session):
             return [self.cookie.deletion()]
-        if changed:
+        if changed and exposed:
             session.check_all()  # nested writes never went through __setitem__
         # Only a request that used the session counts as activity: a passive or unread request
         # that reseals (a write, an older key or format) keeps the idle clock where it was.

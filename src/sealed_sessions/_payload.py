@@ -27,9 +27,9 @@ import json
 import math
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ._errors import InvalidCookie, Reason, SessionDataError
 
@@ -43,7 +43,6 @@ __all__ = [
     "dump_data",
     "encode",
     "load_object",
-    "plain_values_only",
 ]
 
 MAX_DEPTH = 32
@@ -103,13 +102,35 @@ def _no_constants(name: str) -> Any:
 
 # Built once: json.dumps and json.loads with options build a new coder on every call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _fast_encoder() -> Callable[[Any], str]:
+    """``_ENCODER.encode``, the same text, without building CPython's C encoder on every call.
+
+    ``JSONEncoder.encode`` builds it anew each time, with a fresh dict for its circular-reference
+    check; built once here it has none (a cycle hits the recursion limit instead, which
+    :func:`dump_data` reports as it reports any other value that is not JSON).
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - an interpreter without the C accelerator
+        return _ENCODER.encode
+    c_encoder = make(None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+
+    def encode(data: Any) -> str:
+        return "".join(c_encoder(data, 0))
+
+    return encode
+
+
+_encode = _fast_encoder()
 _DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite_float)
+_SCAN: Callable[[str, int], tuple[Any, int]] = cast(Any, _DECODER).scan_once  # the C scanner
 
 
 def dump_data(data: Mapping[str, Any]) -> bytes:
     """Serialise session data the one way we always do (compact, UTF-8, key order kept)."""
     try:
-        return _ENCODER.encode(data).encode("utf-8")
+        return _encode(data).encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as exc:
         # Re-run the precise check to name the offending key; fall back to the generic message.
         for key, value in data.items():
@@ -146,23 +167,13 @@ def decode(plaintext: bytes, *, sealed_with_current_key: bool, key_id: bytes | N
     if len(plaintext) < _HEADER.size + 2:
         raise InvalidCookie(Reason.BAD_PAYLOAD)
     issued_at, expires_at, last_active = _HEADER.unpack_from(plaintext)
-    if max(issued_at, expires_at, last_active) > MAX_TIMESTAMP:
+    if (issued_at | expires_at | last_active) > MAX_TIMESTAMP:  # all ones: over it iff one of them is
         raise InvalidCookie(Reason.BAD_PAYLOAD)
     data_json = plaintext[_HEADER.size :]
     if data_json[0] == _COMPRESSED:
         data_json = _decompress(data_json[1:])
     data = load_object(data_json)
     return Opened(data, issued_at, expires_at or None, last_active, sealed_with_current_key, data_json, key_id)
-
-
-def plain_values_only(data: dict[str, Any]) -> bool:
-    """True when no value of ``data`` is a dict or a list.
-
-    Such data can only change through the dict API (which marks a session modified), never by a
-    nested write in place: a session of plain values that was not modified still matches its
-    ``data_json``, so serialising it again can be skipped (the read-only hot path does no JSON).
-    """
-    return not any(isinstance(v, dict | list) for v in dict.values(data))
 
 
 def load_object(data_json: bytes) -> dict[str, Any]:
@@ -174,7 +185,13 @@ def load_object(data_json: bytes) -> dict[str, Any]:
     """
     try:
         # Decode first: json.loads(bytes) would also accept a BOM, UTF-16 and UTF-32.
-        data = _DECODER.decode(data_json.decode("utf-8"))
+        text = data_json.decode("utf-8")
+        try:  # what _DECODER.decode does, without its two whitespace matches: we never write any
+            data, end = _SCAN(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):  # whitespace around it, trailing data, or not JSON: the full rules decide
+            data = _DECODER.decode(text)
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InvalidCookie(Reason.BAD_PAYLOAD) from None
     if not isinstance(data, dict):

@@ -87,7 +87,8 @@ class Sealer:
 
     def open(self, value: str, now: int) -> Opened:
         """The session in ``value`` if it is authentic and valid at ``now``; else :class:`InvalidCookie`."""
-        opened = self.peek(value)
+        plaintext, key_id, current = self._envelope.open_with_key_id(value)  # as peek(), one call less
+        opened = decode(plaintext, sealed_with_current_key=current, key_id=key_id)
         reason = self.lifetime.rejection(opened, now)
         if reason is not None:
             raise InvalidCookie(reason)

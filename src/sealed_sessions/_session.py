@@ -6,13 +6,15 @@ including Starlette's ``accessed`` / ``modified`` flags and ``mark_accessed()``.
 Writes are checked at once: a value that cannot be stored as JSON and read back equal raises
 :class:`SessionDataError` naming the key. Changes made inside nested values
 (``session["cart"].append(x)``) are found at the end of the request by comparing the serialised
-data with what the cookie held, so they are saved too.
+data with what the cookie held, so they are saved too. That comparison runs only when a dict or
+list value went between the application and the session (:attr:`Session.exposed`): a request
+that read only plain values, or nothing, costs no JSON encoding at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
 
@@ -23,23 +25,10 @@ from ._payload import Opened, check_json_value
 if TYPE_CHECKING:  # the view types exist at run time only in a private module
     from _collections_abc import dict_items, dict_keys, dict_values
 
-__all__ = ["Session", "SessionSchema"]
+__all__ = ["Session"]
 
 _UNSET: Any = object()
-
-
-class SessionSchema(Protocol):
-    """What ``SessionMiddleware(schema=...)`` accepts: a check run once when a cookie opens.
-
-    :class:`sealed_sessions.typed.TypedSession` is one. ``check`` gets the authentic data and
-    returns it unchanged when it fits, a new dict when it migrated it (the session is resealed
-    on that response), or ``None`` when it does not fit: the session is then empty and the
-    cookie is logged as refused with reason ``schema``. It must not raise.
-    """
-
-    def check(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        """The data to use, or ``None`` to refuse the cookie."""
-        ...
+_CONTAINERS = (dict, list)
 
 
 class Session(dict[str, Any]):
@@ -65,9 +54,19 @@ class Session(dict[str, Any]):
     generation: int = 0
     """How many times this request emptied the session (:meth:`reset`, :meth:`clear`): views
     taken before (:mod:`sealed_sessions.typed`) must not write into what came after."""
+    exposed: bool = False
+    """A dict or list value went between the application and the session this request: read
+    (``session["cart"]``, ``get``, ``setdefault``, ``values()``, ``items()``, ``copy()``, ``|``),
+    or stored (it may be changed in place later). Then nested changes are possible, so the
+    middleware compares the data's JSON with the cookie's; otherwise an unmodified session is
+    known to be unchanged without encoding it. Data given to the constructor counts as exposed."""
 
     def __init__(self, data: Mapping[str, Any] | None = None, *, opened: Opened | None = None) -> None:
-        super().__init__(opened.data if data is None and opened is not None else data or ())
+        if data is None and opened is not None:
+            dict.__init__(self, opened.data)
+        else:
+            super().__init__(data or ())
+            self.exposed = data is not None
         self.opened = opened
         self.was_reset = False
         self.max_age_override = _UNSET
@@ -140,12 +139,18 @@ class Session(dict[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         self.accessed = True
-        return super().__getitem__(key)
+        value = dict.__getitem__(self, key)
+        if isinstance(value, _CONTAINERS):
+            self.exposed = True
+        return value
 
     def get(self, key: str, default: Any = None) -> Any:
         """As ``dict.get``; marks the session accessed."""
         self.accessed = True
-        return super().get(key, default)
+        value = dict.get(self, key, default)
+        if isinstance(value, _CONTAINERS):
+            self.exposed = True
+        return value
 
     def __contains__(self, key: object) -> bool:
         self.accessed = True
@@ -165,14 +170,24 @@ class Session(dict[str, Any]):
         return super().keys()
 
     def values(self) -> dict_values[str, Any]:
-        """As ``dict.values``; marks the session accessed."""
-        self.accessed = True
+        """As ``dict.values``; marks the session accessed (and exposed: the values are handed out)."""
+        self.accessed = self.exposed = True
         return super().values()
 
     def items(self) -> dict_items[str, Any]:
-        """As ``dict.items``; marks the session accessed."""
-        self.accessed = True
+        """As ``dict.items``; marks the session accessed (and exposed: the values are handed out)."""
+        self.accessed = self.exposed = True
         return super().items()
+
+    def copy(self) -> dict[str, Any]:
+        """A shallow copy, as a plain ``dict``; marks the session accessed (and exposed: the copy
+        shares the nested values)."""
+        self.accessed = self.exposed = True
+        return dict(dict.items(self))
+
+    def __or__(self, other: Any, /) -> dict[str, Any]:  # type: ignore[override]
+        self.accessed = self.exposed = True
+        return dict.__or__(self, other)
 
     # -- lifetime -------------------------------------------------------------------------------
 
@@ -211,6 +226,8 @@ class Session(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         check_json_value(key, value)
         self.mark_modified()
+        if isinstance(value, _CONTAINERS):
+            self.exposed = True  # the application keeps a reference it may change in place
         super().__setitem__(key, value)
 
     def __delitem__(self, key: str) -> None:
@@ -240,17 +257,22 @@ class Session(dict[str, Any]):
         if key not in self:
             check_json_value(key, default)
             self.mark_modified()
-        return super().setdefault(key, default)
+        value = super().setdefault(key, default)
+        if isinstance(value, _CONTAINERS):
+            self.exposed = True
+        return value
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """As ``dict.update``; every value is checked as JSON before any is stored."""
         new = dict(*args, **kwargs)
         for key, value in new.items():
             check_json_value(key, value)
+            if isinstance(value, _CONTAINERS):
+                self.exposed = True
         self.mark_modified()
         super().update(new)
 
-    def __ior__(self, other: Any, /) -> Session:  # type: ignore[override,misc]
+    def __ior__(self, other: Any, /) -> Session:  # type: ignore[override]
         self.update(other)
         return self
 
@@ -272,5 +294,5 @@ class Session(dict[str, Any]):
 
     def check_all(self) -> None:
         """Check every value, for changes made inside nested values behind our back."""
-        for key, value in self.items():
+        for key, value in dict.items(self):
             check_json_value(key, value)
