@@ -45,7 +45,7 @@ from ._device_store import SEEN_INTERVAL, SEEN_KEY, DeviceStore, device_proof
 from ._errors import DatabaseUnavailable, UnsupportedModel
 from ._model_checks import active_condition, python_type
 from ._rejections import RejectionLog
-from ._unit_of_work import _unit, guarded, uses_autocommit, write_one
+from ._unit_of_work import guarded, load_row, uses_autocommit, write_one
 from .sqlalchemy import SessionTokenMixin, primary_key_of
 
 __all__ = ["REPLICA_RETRY", "TOKEN_KEY", "USER_ID_KEY", "AnyRow", "RevocationCheck", "StatementFactory", "UserId"]
@@ -290,9 +290,7 @@ class RevocationCheck(Generic[UserT]):
         self, db: AsyncSession, statement: Select[Any], params: dict[str, Any] | None, *, what: str = "session check"
     ) -> AnyRow | None:
         """As :meth:`load`, but the whole row (the user, then any route condition's column)."""
-
-        async def one() -> AnyRow | None:
-            found: AnyRow | None = (await db.execute(statement, params)).one_or_none()
-            return found
-
-        return await guarded(_unit(db, self._mapper, self.autocommit, one), what)
+        row: AnyRow | None = await guarded(
+            load_row(db, statement, params, mapper=self._mapper, autocommit=self.autocommit), what
+        )
+        return row

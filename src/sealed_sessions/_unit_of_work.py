@@ -2,10 +2,14 @@
 
 The check must leave the request's ``AsyncSession`` as it found it, on every driver, so the
 endpoint may begin its own transaction. When nothing has begun, the check is a unit of work of
-its own, committed (without expiring the loaded objects) before it returns; on asyncpg it runs in
-autocommit mode, which saves the ``BEGIN`` and ``COMMIT`` round trips. Inside work already under
-way (a transaction begun by the application, pending changes, or a session bound to an outside
-connection), it is one more statement in it.
+its own, ended before it returns without expiring the loaded objects; on asyncpg it runs in
+autocommit mode, which saves the ``BEGIN`` and ``COMMIT`` round trips. Where ending a ``SELECT``
+does nothing either way (autocommit mode, and SQLite, which begins no transaction for a
+``SELECT``) and no ``before_commit``/``after_commit`` listener waits for it, the unit ends by
+handing its connection back (one ``ROLLBACK`` on SQLite, nothing sent on asyncpg; the pool skips
+its reset) instead of a ``COMMIT`` followed by the pool's reset; elsewhere it is committed. Inside
+work already under way (a transaction begun by the application, pending changes, or a session
+bound to an outside connection), it is one more statement in it.
 
 Any database failure (a SQLAlchemy error or an ``OSError``: refused, unreachable, pool exhausted,
 timeout, a missing column) becomes :class:`DatabaseUnavailable`, logged on the ``sealed_sessions``
@@ -23,19 +27,21 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Select
+from sqlalchemy import Connection, Engine, Row, Select
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapper
+from sqlalchemy.orm import Mapper, Session
 
 from ._errors import DatabaseUnavailable
 
-__all__ = ["guarded", "load_one", "uses_autocommit", "write_one"]
+__all__ = ["guarded", "load_row", "uses_autocommit", "write_one"]
 
 logger: logging.Logger = logging.getLogger("sealed_sessions")
 
 T = TypeVar("T")
+
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 _CONNECTIVITY_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, OSError)
 
@@ -48,17 +54,77 @@ def uses_autocommit(choice: bool | None, bind: Engine | Connection) -> bool:
     return bind.dialect.driver == "asyncpg"
 
 
-async def load_one(
+async def load_row(
     db: AsyncSession,
     statement: Select[Any],
     params: dict[str, Any] | None = None,
     *,
     mapper: Mapper[Any],
     autocommit: bool | None,
-) -> Any:
+) -> Row[Any] | None:
     """The one row ``statement`` selects, or ``None``. Database errors propagate (wrap the call in
-    :func:`guarded`), after rolling back a unit of work of its own so ``db`` stays usable."""
-    return await _unit(db, mapper, autocommit, lambda: _scalar(db, statement, params))
+    :func:`guarded`), after rolling back a unit of work of its own so ``db`` stays usable.
+
+    The whole unit (connection, statement, commit) runs in one hop to SQLAlchemy's synchronous
+    side (``run_sync``) instead of one per step: the same calls, a third of the switching.
+    """
+    return await db.run_sync(_load_row_sync, statement, params, mapper, autocommit)
+
+
+def _load_row_sync(
+    session: Session,
+    statement: Select[Any],
+    params: dict[str, Any] | None,
+    mapper: Mapper[Any],
+    autocommit: bool | None,
+) -> Row[Any] | None:
+    bind = session.get_bind(mapper=mapper)
+    if _in_work(session, bind):
+        return session.execute(statement, params).one_or_none()
+    try:
+        autocommitting = uses_autocommit(autocommit, bind)
+        if autocommitting:
+            session.connection(bind_arguments={"mapper": mapper}, execution_options=_AUTOCOMMIT)
+        row = session.execute(statement, params).one_or_none()
+        if (autocommitting or bind.dialect.name == "sqlite") and not _commit_listened(session):
+            _close_unit(session, mapper)
+        else:
+            _commit_keeping_objects_sync(session)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the connection may be gone; the original error matters
+            session.rollback()
+        raise
+    return row
+
+
+def _commit_listened(session: Session) -> bool:
+    """Whether ``before_commit`` or ``after_commit`` listeners expect to see the check's commit."""
+    return bool(session.dispatch.before_commit or session.dispatch.after_commit)
+
+
+def _close_unit(session: Session, mapper: Mapper[Any]) -> None:
+    """End a read-only unit without a ``COMMIT``, the loaded objects kept (neither expired nor expunged).
+
+    Only where ending a ``SELECT`` is a no-op either way: in autocommit mode, and on SQLite (no
+    transaction begins before a ``SELECT``). Closing the connection first ends its transaction and
+    returns it to the pool in one step: aiosqlite's thread is crossed once (the ``ROLLBACK``), not
+    twice (``COMMIT``, then the pool's reset); asyncpg sends nothing. The session's transaction,
+    its connection gone, then closes with no further call to the driver.
+    """
+    session.connection(bind_arguments={"mapper": mapper}).close()
+    transaction = session.get_transaction()
+    if transaction is not None:
+        transaction.close()
+
+
+def _commit_keeping_objects_sync(session: Session) -> None:
+    """Commit without expiring, so a loaded user stays usable. (A rollback would expire it.)"""
+    expire_on_commit = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire_on_commit
 
 
 async def write_one(
@@ -69,10 +135,6 @@ async def write_one(
     await _unit(db, mapper, autocommit, lambda: write(db))
 
 
-async def _scalar(db: AsyncSession, statement: Select[Any], params: dict[str, Any] | None) -> Any:
-    return (await db.execute(statement, params)).scalar_one_or_none()
-
-
 async def _unit(db: AsyncSession, mapper: Mapper[Any], autocommit: bool | None, work: Callable[[], Awaitable[T]]) -> T:
     """``work()`` inside the work under way on ``db``, or as a unit of its own: committed, or rolled
     back if it fails (a failed transaction left open would fail the endpoint's next statement)."""
@@ -81,7 +143,7 @@ async def _unit(db: AsyncSession, mapper: Mapper[Any], autocommit: bool | None, 
         return await work()
     try:
         if uses_autocommit(autocommit, bind):
-            await db.connection(bind_arguments={"mapper": mapper}, execution_options={"isolation_level": "AUTOCOMMIT"})
+            await db.connection(bind_arguments={"mapper": mapper}, execution_options=_AUTOCOMMIT)
         result = await work()
         await _commit_keeping_objects(db)
     except BaseException:
@@ -91,7 +153,7 @@ async def _unit(db: AsyncSession, mapper: Mapper[Any], autocommit: bool | None, 
     return result
 
 
-def _in_work(db: AsyncSession, bind: Engine | Connection) -> bool:
+def _in_work(db: AsyncSession | Session, bind: Engine | Connection) -> bool:
     """Whether ``db`` has work under way: a transaction begun, pending changes, or an outside connection's."""
     return bool(db.in_transaction() or db.new or db.dirty or db.deleted or isinstance(bind, Connection))
 

@@ -289,6 +289,40 @@ async def test_own_unit_of_work_ends_before_returning(engine: AsyncEngine) -> No
         assert await db.scalar(select(Member.name)) == "grace"
 
 
+async def test_own_unit_on_sqlite_ends_with_one_driver_call(engine: AsyncEngine) -> None:
+    """On SQLite the check's own unit ends with one ROLLBACK, no COMMIT and no pool reset, the user kept."""
+    calls: list[str] = []
+    sync_engine = engine.sync_engine
+    event.listen(sync_engine, "commit", lambda conn: calls.append("commit"))
+    event.listen(sync_engine, "rollback", lambda conn: calls.append("rollback"))
+    event.listen(
+        sync_engine.pool, "reset", lambda dbapi, record, state: calls.append(f"reset {state.transaction_was_reset}")
+    )
+    async with async_sessionmaker(engine, expire_on_commit=True)() as db:
+        user = await RevocationCheck(Member)(db, session_for(1))
+        assert calls == ["rollback", "reset True"]  # the pool's reset is no second call to the driver
+        assert user is not None
+        assert not db.in_transaction()
+        assert user in db
+        assert user.name == "ada"  # neither expired nor expunged
+        async with db.begin():
+            user.name = "grace"
+    async with AsyncSession(engine) as db:
+        assert await db.scalar(select(Member.name)) == "grace"
+
+
+async def test_commit_listeners_still_see_the_checks_commit(engine: AsyncEngine) -> None:
+    """With a session after_commit listener, the check's own unit is committed, so the listener sees it."""
+    commits: list[object] = []
+    async with AsyncSession(engine) as db:
+        event.listen(db.sync_session, "after_commit", commits.append)
+        user = await RevocationCheck(Member)(db, session_for(1))
+        assert commits == [db.sync_session]
+        assert user is not None
+        assert not db.in_transaction()
+        assert user.name == "ada"
+
+
 async def test_inside_a_transaction_the_check_is_one_more_statement(engine: AsyncEngine) -> None:
     """With a transaction begun, the check neither commits nor ends it."""
     async with AsyncSession(engine) as db:
