@@ -30,8 +30,25 @@ RESULTS = Path(__file__).parent / "results"
 
 PROFILES: dict[str, dict[str, Any]] = {
     # In-process: rounds per group and seconds per batch. Servers: rounds, seconds per run.
-    "quick": {"ip_rounds": 9, "ip_batch": 0.02, "rounds": 3, "duration": 1.5, "warmup": 0.5, "concurrency": 16},
-    "full": {"ip_rounds": 21, "ip_batch": 0.05, "rounds": 7, "duration": 6.0, "warmup": 1.0, "concurrency": 32},
+    # latency: seconds added each way by the proxy, and caps on the rounds and seconds per run.
+    "quick": {
+        "ip_rounds": 9,
+        "ip_batch": 0.02,
+        "rounds": 3,
+        "duration": 1.5,
+        "warmup": 0.5,
+        "concurrency": 16,
+        "latency": {"delays": [0.00025]},
+    },
+    "full": {
+        "ip_rounds": 21,
+        "ip_batch": 0.05,
+        "rounds": 7,
+        "duration": 6.0,
+        "warmup": 1.0,
+        "concurrency": 32,
+        "latency": {"delays": [0.00025, 0.001], "max_rounds": 5, "max_duration": 3.5},
+    },
 }
 
 

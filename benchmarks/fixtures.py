@@ -19,6 +19,7 @@ __all__ = [
     "EXTRA_KEYS",
     "IDLE_TIMEOUT",
     "KEY",
+    "RICH_SESSION_DATA",
     "SESSION_DATA",
     "SESSION_LIFETIME",
     "STARLETTE_SECRET",
@@ -39,6 +40,13 @@ STARLETTE_SIGNER = itsdangerous.TimestampSigner(STARLETTE_SECRET)
 """What Starlette's SessionMiddleware signs with."""
 SESSION_DATA: dict[str, Any] = {"user_id": 123456, "csrf": "q3Jd7Zk1vYx2Lw9Pm4Nc8Rt6", "theme": "dark"}
 """A typical small session (about 80 bytes of JSON)."""
+RICH_SESSION_DATA: dict[str, Any] = {
+    **SESSION_DATA,
+    "cart": [{"sku": "A-1042", "qty": 2}, {"sku": "B-7731", "qty": 1}],
+    "_flash": [["info", "Added to your cart"]],
+    "prefs": {"lang": "en", "tz": "Europe/Paris"},
+}
+"""The realistic case: a session that also holds a list and a dict (a cart, flash messages, preferences)."""
 IDLE_TIMEOUT = 3600
 """The idle timeout of the "renewal due" rows."""
 SESSION_LIFETIME = 14 * 24 * 60 * 60

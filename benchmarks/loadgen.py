@@ -104,6 +104,15 @@ class LoadResult:
         """Latency percentile in milliseconds, or ``None`` with no successful requests."""
         return percentile(self.latencies, q) * 1000 if self.latencies else None
 
+    def record(self, status: int, latency: float) -> None:
+        """Count one answer: a success with its latency in seconds, or an error if ``status`` >= 400."""
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if status >= 400:
+            self.errors += 1
+        else:
+            self.requests += 1
+            self.latencies.append(latency)
+
 
 async def _connection(
     request: Request, result: LoadResult, start_counting: float, stop: float, max_requests: int | None
@@ -135,12 +144,7 @@ async def _connection(
                     continue
                 done = clock()
                 if sent >= start_counting and done <= stop:
-                    result.statuses[status] = result.statuses.get(status, 0) + 1
-                    if status >= 400:
-                        result.errors += 1
-                    else:
-                        result.requests += 1
-                        result.latencies.append(done - sent)
+                    result.record(status, done - sent)
                 if not keep_alive:
                     writer.close()
                     writer = reader = None

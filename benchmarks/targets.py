@@ -22,6 +22,12 @@ IN_PROCESS = [
         "<=",
         0.5,
     ),
+    Target(
+        "derived.asgi-read-rich-overhead-share",
+        "ASGI read, session with a list and a dict: cost ours adds / cost Starlette's adds",
+        "<=",
+        0.5,
+    ),
     *(
         Target(f"inprocess.toolkit.{row}", f"read path with {row} on but unused / all off, within 5%", "<=", 1.05)
         for row in TOOLKIT_ROWS
@@ -30,9 +36,11 @@ IN_PROCESS = [
 
 SERVER = [
     Target("server.middleware.ours read", "server read path: ours / bare app throughput", ">=", 0.80),
-    Target("derived.server-read-vs-starlette", "server read path: ours / Starlette's SessionMiddleware", ">=", 2.0),
+    Target("derived.server-read-vs-starlette", "server read path: ours / Starlette's SessionMiddleware", ">=", 1.25),
     Target("server.middleware.ours write", "server writing path: ours / bare app throughput", ">=", 0.65),
+    Target("derived.server-write-vs-starlette", "server writing path: ours / Starlette's, both writing", ">=", 1.15),
     Target("derived.auth-sqlite-vs-by-id", "auth (SQLite): ours / load-by-id, within 5%", ">=", 0.95),
+    Target("derived.auth-sqlite-vs-by-id-plain", "auth (SQLite): ours / plain db.get, no revocation", ">=", 1.0),
     Target("derived.auth-sqlite-vs-table", "auth (SQLite): ours / two-query session table", ">=", 1.3),
     Target("derived.auth-sqlite-vs-redis", "auth (SQLite): ours / Redis sessions + user load", ">=", 1.3),
     Target(
@@ -41,6 +49,15 @@ SERVER = [
     Target("derived.auth-sqlite-fresh-vs-ours", "auth (SQLite): fresh_user / current_user, within 5%", ">=", 0.95),
     Target("derived.auth-sqlite-where-vs-ours", "auth (SQLite): user(where=...) / current_user, within 5%", ">=", 0.95),
     Target("derived.auth-postgresql-vs-by-id", "auth (PostgreSQL): ours / load-by-id, within 5%", ">=", 0.95),
+    Target(
+        "derived.auth-postgresql-vs-by-id-plain", "auth (PostgreSQL): ours / plain db.get, no revocation", ">=", 1.0
+    ),
+    Target(
+        "derived.auth-postgresql-vs-raw",
+        "stretch: auth (PostgreSQL): ours (ORM user) / the same SELECT on raw asyncpg",
+        ">=",
+        0.6,
+    ),
     Target("derived.auth-postgresql-vs-table", "auth (PostgreSQL): ours / two-query session table", ">=", 1.3),
     Target("derived.auth-postgresql-vs-redis", "auth (PostgreSQL): ours / Redis sessions + user load", ">=", 1.3),
     Target(
@@ -57,6 +74,18 @@ SERVER = [
         "auth (PostgreSQL): user(where=...) / current_user, within 5%",
         ">=",
         0.95,
+    ),
+    Target(
+        "derived.latency-0.25ms-p50-vs-table",
+        "stores 0.25 ms away: ours p50 / two-query session table p50 (open loop)",
+        "<=",
+        0.75,
+    ),
+    Target(
+        "derived.latency-0.25ms-p50-vs-redis",
+        "stores 0.25 ms away: ours p50 / Redis sessions + user load p50 (open loop)",
+        "<=",
+        0.75,
     ),
     Target("server.scaleout.2 processes", "scale-out: 2 processes / 1 process", ">=", 1.6),
     Target(

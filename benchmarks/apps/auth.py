@@ -1,4 +1,4 @@
-"""An authenticated FastAPI request, nine ways: the session, then the user from the database.
+"""An authenticated FastAPI request, ten ways: the session, then the user from the database.
 
 Configured by environment variables, read once by :func:`create_app` (uvicorn's ``--factory``):
 
@@ -13,7 +13,9 @@ Configured by environment variables, read once by :func:`create_app` (uvicorn's 
   ``by-id``: the same code path with the token condition removed (the cost of revocation);
   ``by-id-plain``: what an app without revocation would write, ``db.get(User, id)``;
   ``table``: a classic server-side session table: look up the session row, then the user;
-  ``redis``: starsessions in Redis for the session, then the user by id, as ``by-id-plain``.
+  ``redis``: starsessions in Redis for the session, then the user by id, as ``by-id-plain``;
+  ``raw-asyncpg`` (PostgreSQL only): ``ours``'s SELECT by id and token from the sealed session,
+  sent by raw asyncpg from its own pool, no ORM: the floor of what the check's statement costs.
 - ``BENCH_DB_URL``: SQLAlchemy async URL; ``BENCH_SUFFIX``: suffix of the table names;
   ``BENCH_READ_DB_URL``: the replica's URL, for ``ours+replica``;
   ``BENCH_REDIS_URL`` and ``BENCH_REDIS_PREFIX``: for ``redis``.
@@ -29,10 +31,12 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import asyncpg  # type: ignore[import-untyped]
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import ForeignKey, String, make_url, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from starlette.middleware import Middleware
@@ -50,6 +54,8 @@ USERS = 1000
 TABLE_COOKIE = "sid"
 UID = SessionAuth.user_id_key
 """Where every session-keeping variant stores the user id: ours writes it there, so all do."""
+POOL_SIZE = 8
+"""Connections per variant: ten variants side by side against one server (see :func:`make_engine`)."""
 
 
 def make_models(suffix: str) -> tuple[type[DeclarativeBase], type[Any], type[Any], type[Any]]:
@@ -81,9 +87,10 @@ def make_models(suffix: str) -> tuple[type[DeclarativeBase], type[Any], type[Any
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         return create_async_engine(url)
-    # Up to eight variants run side by side against one server: 8 x 10 stays under PostgreSQL's
-    # default max_connections of 100, leaving room for the harness and anything else on the machine.
-    return create_async_engine(url, pool_size=10, max_overflow=0)
+    # Up to nine variants run side by side against one server, and raw-asyncpg opens its own pool
+    # of as many: 9 x 8 + 8 = 80 (+ raw-asyncpg's one login connection) stays under PostgreSQL's
+    # default max_connections of 100, leaving room for the harness, the tests and anything else.
+    return create_async_engine(url, pool_size=POOL_SIZE, max_overflow=0)
 
 
 async def setup(url: str, suffix: str) -> None:
@@ -173,6 +180,34 @@ def create_app() -> FastAPI:
         request.session[UID] = uid
         return "ok"
 
+    pg_pool: list[Any] = []  # raw-asyncpg's pool, opened by the lifespan
+    raw_sql = (
+        f"SELECT id, session_token, name, email, role FROM {User.__tablename__}"  # noqa: S608 -- our table name
+        " WHERE id = $1 AND session_token = $2"
+    )
+
+    async def raw_user(request: Request) -> Any:
+        uid, token = request.session.get(UID), request.session.get(SessionAuth.token_key)
+        if not isinstance(uid, int) or not isinstance(token, str):
+            raise HTTPException(401)
+        row = await pg_pool[0].fetchrow(raw_sql, uid, token)
+        if row is None:
+            raise HTTPException(401)
+        return row
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if variant != "raw-asyncpg":
+            yield
+            return
+        dsn = make_url(os.environ["BENCH_DB_URL"]).set(drivername="postgresql").render_as_string(hide_password=False)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=POOL_SIZE)
+        pg_pool.append(pool)
+        try:
+            yield
+        finally:
+            await pool.close()
+
     sealed = [Middleware(SessionMiddleware, secret_key=KEY, https_only=False)]
     # Per variant: the session middleware, the login endpoint, and the dependency that finds the user.
     plans: dict[str, tuple[list[Middleware], Callable[..., Awaitable[str]], Callable[..., Awaitable[Any]]]] = {
@@ -184,6 +219,7 @@ def create_app() -> FastAPI:
         "by-id": (sealed, login_sealed, auth.current_user),
         "by-id-plain": (sealed, login_sealed, session_user),
         "table": ([], login_table, table_user),
+        "raw-asyncpg": (sealed, login_sealed, raw_user),
     }
     if variant == "redis":
         redis = starsessions_redis(os.environ["BENCH_REDIS_URL"], os.environ.get("BENCH_REDIS_PREFIX", "bench."))
@@ -192,7 +228,7 @@ def create_app() -> FastAPI:
         raise SystemExit(f"unknown BENCH_AUTH {variant!r}")
     middleware, login, current_user = plans[variant]
 
-    app = FastAPI(openapi_url=None, middleware=middleware)
+    app = FastAPI(openapi_url=None, middleware=middleware, lifespan=lifespan)
 
     @app.get("/health")
     async def health() -> str:
@@ -202,6 +238,6 @@ def create_app() -> FastAPI:
 
     @app.get("/me")
     async def me(user: Annotated[Any, Depends(current_user)]) -> str:
-        return str(user.name)
+        return str(user["name"] if variant == "raw-asyncpg" else user.name)
 
     return app

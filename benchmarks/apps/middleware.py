@@ -8,7 +8,8 @@
 - ``BENCH_KEYS``: how many keys in our ring (default 1; the first one seals).
 - ``BENCH_REDIS_URL`` and ``BENCH_REDIS_PREFIX``: for ``starsessions``.
 
-Routes: ``/health``; ``/read`` reads one key; ``/write`` increments a counter on every request;
+Routes: ``/health``; ``/read`` reads one key; ``/cart`` reads the cart (a list: the session's data
+is handed out, so ours compares its JSON at the end); ``/write`` increments a counter on every request;
 ``/login?size=N`` stores a user id and about N bytes of padding, to get a cookie to replay.
 """
 
@@ -40,6 +41,12 @@ async def read(request: Request) -> PlainTextResponse:
     return PlainTextResponse(str(SESSION_DATA["user_id"]))
 
 
+async def cart(request: Request) -> PlainTextResponse:
+    if "session" in request.scope:
+        return PlainTextResponse(str(len(request.session.get("cart", []))))
+    return PlainTextResponse("0")
+
+
 async def write(request: Request) -> PlainTextResponse:
     if "session" in request.scope:
         request.session["n"] = request.session.get("n", 0) + 1
@@ -55,7 +62,13 @@ async def login(request: Request) -> PlainTextResponse:
     return PlainTextResponse("ok")
 
 
-ROUTES = [Route("/health", health), Route("/read", read), Route("/write", write), Route("/login", login)]
+ROUTES = [
+    Route("/health", health),
+    Route("/read", read),
+    Route("/cart", cart),
+    Route("/write", write),
+    Route("/login", login),
+]
 
 
 def starsessions_redis(url: str, prefix: str) -> list[Middleware]:

@@ -25,11 +25,15 @@ def build_groups(loop: asyncio.AbstractEventLoop) -> list[Group]:
     return [seal_group(), open_group(), keyring_group(), asgi_group(loop), toolkit_group(loop)]
 
 
-def _note_overhead(result: GroupResult, section: Section, what: str, target: str = "") -> float:
-    """Note on ``section`` the share of Starlette's added cost that ours adds, for ``what``; its median."""
-    share = summarize(overhead_ratios(result, f"ours {what}", f"starlette {what}", f"none {what}"))
+def _note_overhead(result: GroupResult, section: Section, what: str, target: str = "", *, bare: str = "") -> float:
+    """Note on ``section`` the share of Starlette's added cost that ours adds, for ``what``; its median.
+
+    ``bare`` names the 'none ...' row the added cost is counted from (``what`` by default).
+    """
+    bare = bare or what
+    share = summarize(overhead_ratios(result, f"ours {what}", f"starlette {what}", f"none {bare}"))
     section.notes.append(
-        f"cost added over 'none {what}': ours {what} / starlette {what} = {share.median:.2f} "
+        f"cost added over 'none {bare}': ours {what} / starlette {what} = {share.median:.2f} "
         f"(per-round min-max {share.low:.2f}-{share.high:.2f}){target}"
     )
     return share.median
@@ -50,6 +54,10 @@ def run(profile: dict[str, Any], progress: Callable[[str], None]) -> tuple[list[
         if result.name == "asgi":
             share = _note_overhead(result, section, "read", "; target <= 0.5")
             derived["derived.asgi-read-overhead-share"] = share
-            _note_overhead(result, section, "write")
+            rich = _note_overhead(result, section, "read rich", "; target <= 0.5", bare="read")
+            derived["derived.asgi-read-rich-overhead-share"] = rich
+            cart = _note_overhead(result, section, "read cart", bare="read")
+            derived["derived.asgi-read-cart-overhead-share"] = cart
+            derived["derived.asgi-write-overhead-share"] = _note_overhead(result, section, "write")
         sections.append(section)
     return sections, derived

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Scope
 
 from ..apps.middleware import build_app
-from ..fixtures import SESSION_DATA, ours_cookie, starlette_cookie
+from ..fixtures import RICH_SESSION_DATA, SESSION_DATA, ours_cookie, starlette_cookie
 from .runner import Case, Group, GroupResult, timed_async
 
 __all__ = ["asgi_group", "overhead_ratios", "request_runner"]
@@ -75,6 +75,7 @@ def asgi_group(loop: asyncio.AbstractEventLoop) -> Group:
     bare, starlette, ours, ours_idle = (build_app(v) for v in ("none", "starlette", "ours", "ours-idle"))
     s_cookie = starlette_cookie(SESSION_DATA)
     o_cookie = ours_cookie(SESSION_DATA)
+    s_rich, o_rich = starlette_cookie(RICH_SESSION_DATA), ours_cookie(RICH_SESSION_DATA)
     # Last sealed 1000 s ago with a one-hour idle timeout: past a quarter of the window, so due.
     o_stale = ours_cookie(SESSION_DATA, last_active_ago=1000)
     # name, detail, app, path, cookie, whether it answers with Set-Cookie
@@ -94,6 +95,31 @@ def asgi_group(loop: asyncio.AbstractEventLoop) -> Group:
             ours,
             "/read",
             o_cookie,
+            False,
+        ),
+        (
+            "starlette read rich",
+            "Starlette's, a session with a cart list, flash list and prefs dict, endpoint reads one key",
+            starlette,
+            "/read",
+            s_rich,
+            False,
+        ),
+        ("ours read rich", "ours, the same session, endpoint reads one key", ours, "/read", o_rich, False),
+        (
+            "starlette read cart",
+            "Starlette's, the same session, endpoint reads the cart (a list)",
+            starlette,
+            "/cart",
+            s_rich,
+            False,
+        ),
+        (
+            "ours read cart",
+            "ours, the same session, endpoint reads the cart: a list handed out, so its JSON is compared",
+            ours,
+            "/cart",
+            o_rich,
             False,
         ),
         (

@@ -3,7 +3,9 @@
 ``generator`` checks the load generator (its ceiling, and a cross-check with wrk); ``middleware``
 compares session middlewares and cookie sizes; ``node`` measures the JavaScript reference;
 ``auth`` compares authenticated requests, and their scale-out; ``replica`` checks sessions on a
-streaming PostgreSQL replica and counts what still reaches the primary. Each scenario starts its servers
+streaming PostgreSQL replica and counts what still reaches the primary; ``latency`` puts PostgreSQL
+and Redis behind a proxy that adds a fixed delay each way, and compares closed-loop throughput and
+open-loop p50 and p99 latency. Each scenario starts its servers
 once and measures with :func:`benchmarks.harness.measure`. Servers are always stopped, database
 tables always dropped and Redis keys always deleted, even when a scenario fails; a scenario that
 cannot run (no Redis, no PostgreSQL, no Node, no PostgreSQL server programs for a replica pair)
@@ -20,6 +22,7 @@ from ..harness import Progress, skipped
 from ..report import Section
 from .auth import scenario_auth, scenario_scaleout
 from .generator import scenario_ceiling, scenario_wrk
+from .latency import scenario_latency
 from .middleware import scenario_middleware, scenario_sizes
 from .node import scenario_node
 from .replica import scenario_replica
@@ -37,6 +40,7 @@ SCENARIOS: dict[str, Scenario] = {
     "replica": scenario_replica,
     "sizes": scenario_sizes,
     "wrk": scenario_wrk,
+    "latency": scenario_latency,
 }
 """Every scenario by the name ``--scenario`` takes, in the order a full run takes them."""
 

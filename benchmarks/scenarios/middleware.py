@@ -42,6 +42,9 @@ def scenario_middleware(profile: dict[str, Any], progress: Progress) -> tuple[li
                 Competitor("ours read", ("ours",), "/read", o_cookie, "sealed_sessions, valid cookie, reads one key"),
                 Competitor("ours write", ("ours",), "/write", o_cookie, "sealed_sessions, writes on every request"),
                 Competitor(
+                    "starlette write", ("starlette",), "/write", s_cookie, "Starlette's, writes on every request"
+                ),
+                Competitor(
                     "ours renewal due", ("ours-idle",), "/read", stale, "idle_timeout set, cookie due for renewal"
                 ),
             ]
@@ -61,7 +64,10 @@ def scenario_middleware(profile: dict[str, Any], progress: Progress) -> tuple[li
             )
     if problem is not None:
         section.notes.append(f"starsessions skipped: {problem}")
-    return [section], {"derived.server-read-vs-starlette": pair(samples, "ours read", "starlette")}
+    return [section], {
+        "derived.server-read-vs-starlette": pair(samples, "ours read", "starlette"),
+        "derived.server-write-vs-starlette": pair(samples, "ours write", "starlette write"),
+    }
 
 
 def scenario_sizes(profile: dict[str, Any], progress: Progress) -> tuple[list[Section], dict[str, float]]:
