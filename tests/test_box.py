@@ -61,3 +61,17 @@ def test_a_box_under_another_key_or_nonce_does_not_open() -> None:
         DIRECT[1](box, NONCE, bytes(32))
     with pytest.raises(CryptoError):
         DIRECT[1](box, bytes(24), KEY)
+
+
+@pytest.mark.parametrize(
+    ("nonce", "key"),
+    [(bytes(3), KEY), (bytes(25), KEY), (NONCE, bytes(31)), (NONCE, bytes(33))],
+    ids=["n3", "n25", "k31", "k33"],
+)
+def test_a_wrong_nonce_or_key_length_is_refused_before_libsodium_reads_it(nonce: bytes, key: bytes) -> None:
+    """libsodium reads 24 and 32 bytes whatever it is given: other lengths raise ValueError instead of over-reading."""
+    box = DIRECT[0](b"x", NONCE, KEY)
+    with pytest.raises(ValueError):
+        DIRECT[0](b"x", nonce, key)
+    with pytest.raises(ValueError):
+        DIRECT[1](box, nonce, key)

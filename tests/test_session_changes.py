@@ -1,34 +1,36 @@
-"""Change detection without encoding: which uses of the session hand out a dict or list, and that
-no nested write is ever missed while a request that hands none out encodes nothing."""
+"""Deep change detection: no nested write is ever missed, whatever reaches the nested value and
+however, while a request whose session holds only plain values encodes nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from sealed_sessions import Session, SessionMiddleware
+from sealed_sessions import Session, SessionDataError, SessionMiddleware
 from sealed_sessions import _middleware as middleware_module
 from sealed_sessions._payload import dump_data
 from sealed_sessions.testing import seal, unseal
 from tests.helpers import KEY_A, call, cookie
 
-Use = Callable[[Session], Any]
 Read = Callable[[Session, str], Any]
 
-# Every way the dict API hands the application the value of a key (or a copy sharing the values).
-HANDING_OUT: dict[str, Read] = {
+# Ways to reach the value of a key (or a copy sharing the values), through the dict API and around it.
+READS_BY_NAME: dict[str, Read] = {
     "getitem": lambda s, k: s[k],
     "get": lambda s, k: s.get(k),
     "setdefault existing": lambda s, k: s.setdefault(k, []),
@@ -40,68 +42,9 @@ HANDING_OUT: dict[str, Read] = {
     "or": lambda s, k: s | {},
     "ror": lambda s, k: {} | s,
     "copy.copy": lambda s, k: copy.copy(s),
+    "dict.get, around the API": lambda s, k: dict.get(s, k),
+    "dict.values, around the API": lambda s, k: list(dict.values(s)),
 }
-
-
-def opened_session(data: dict[str, Any]) -> Session:
-    """A session as the middleware builds it from a cookie holding ``data``."""
-    return Session(opened=unseal(KEY_A, seal(KEY_A, data)))
-
-
-@pytest.mark.case("B10")
-@pytest.mark.parametrize("read", HANDING_OUT.values(), ids=HANDING_OUT.keys())
-def test_every_way_of_reading_a_list_marks_the_session_exposed(read: Read) -> None:
-    """Any dict-API read that gives the application the cart list (or a copy sharing it) sets ``exposed``."""
-    session = opened_session({"cart": [1], "user": 7})
-    assert not session.exposed
-    read(session, "cart")
-    assert session.exposed
-
-
-@pytest.mark.parametrize(
-    "use",
-    [
-        lambda s: s["user"],
-        lambda s: s.get("user"),
-        lambda s: s.get("missing"),
-        lambda s: "cart" in s,
-        lambda s: list(s),
-        lambda s: list(s.keys()),
-        lambda s: len(s),
-        lambda s: s.pop("user"),
-        lambda s: s.__setitem__("user", 8),
-        lambda s: s.update(user=9),
-    ],
-    ids=["getitem plain", "get plain", "get missing", "in", "iter", "keys", "len", "pop", "set plain", "update plain"],
-)
-def test_plain_uses_leave_the_session_unexposed(use: Use) -> None:
-    """Reading or writing plain values, keys and lengths hands out no container: ``exposed`` stays false."""
-    session = opened_session({"cart": [1], "user": 7})
-    use(session)
-    assert not session.exposed
-
-
-@pytest.mark.parametrize(
-    "use",
-    [
-        lambda s: s.__setitem__("cart", []),
-        lambda s: s.update(cart=[]),
-        lambda s: s.setdefault("new", {}),
-        lambda s: s.__ior__({"cart": []}),
-    ],
-    ids=["set", "update", "setdefault new", "ior"],
-)
-def test_storing_a_container_marks_the_session_exposed(use: Use) -> None:
-    """A list or dict stored in the session may still be changed in place by the application: ``exposed``."""
-    session = opened_session({"user": 7})
-    use(session)
-    assert session.exposed
-
-
-def test_data_given_to_the_constructor_counts_as_exposed() -> None:
-    """``Session(data)`` values were never checked or handed over through the API: they count as exposed."""
-    assert Session({"a": 1}).exposed
-    assert not Session().exposed
 
 
 def counting_dumps(monkeypatch: pytest.MonkeyPatch) -> list[object]:
@@ -124,25 +67,50 @@ def app_doing(action: Callable[[Request], object]) -> Starlette:
     return Starlette(routes=[Route("/", endpoint)], middleware=[Middleware(SessionMiddleware, secret_key=KEY_A)])
 
 
-async def test_a_request_reading_plain_values_of_a_nested_session_encodes_nothing(
+async def test_a_plain_session_read_encodes_nothing_and_a_nested_one_is_compared_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A session holding a cart, read only for its user id: no JSON encoding, no Set-Cookie, Vary still sent."""
+    """Plain values only: no JSON encoding; a session holding a list, even unread: one encoding, no Set-Cookie."""
     calls = counting_dumps(monkeypatch)
+    result = await call(app_doing(lambda r: r.session.get("user")), cookie(seal(KEY_A, {"user": 1, "theme": "x"})))
+    assert (calls, result.set_cookie, result.header(b"vary")) == ([], [], [b"Cookie"])
     result = await call(app_doing(lambda r: r.session.get("user")), cookie(seal(KEY_A, {"user": 1, "cart": [1]})))
-    assert calls == []
-    assert result.set_cookie == []
-    assert result.header(b"vary") == [b"Cookie"]
+    assert (len(calls), result.set_cookie) == (1, [])
 
 
-async def test_a_request_handed_the_cart_compares_once_and_sends_nothing_if_unchanged(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Reading the cart without changing it costs one encoding, compared with the cookie's: no Set-Cookie."""
-    calls = counting_dumps(monkeypatch)
-    result = await call(app_doing(lambda r: r.session["cart"]), cookie(seal(KEY_A, {"user": 1, "cart": [1]})))
-    assert len(calls) == 1
-    assert result.set_cookie == []
+@pytest.mark.case("B10")
+async def test_a_change_through_a_c_extension_view_is_saved() -> None:
+    """pydantic validating the session into a dataclass with ``Any`` fields reads the dict's storage directly
+    (no method of ours runs); a logout done by clearing what it returned is still sealed."""
+
+    @dataclasses.dataclass
+    class View:
+        auth: Any = None
+        cart: Any = None
+
+    def logout(request: Request) -> None:
+        view = TypeAdapter(View).validate_python(request.session)
+        view.auth.clear()
+        view.cart.append("apple")
+
+    result = await call(app_doing(logout), cookie(seal(KEY_A, {"auth": {"uid": 1, "token": "t"}, "cart": []})))
+    assert unseal(KEY_A, result.cookie_value()).data == {"auth": {}, "cart": ["apple"]}
+
+
+async def test_a_cycle_is_a_session_data_error_even_with_a_raised_recursion_limit() -> None:
+    """A session made to hold itself fails that request with SessionDataError, never a crash of the process."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)
+    try:
+
+        def cycle(request: Request) -> None:
+            cart = request.session.setdefault("cart", [])
+            cart.append(cart)
+
+        with pytest.raises(SessionDataError):
+            await call(app_doing(cycle), cookie(seal(KEY_A, {"user": 1})))
+    finally:
+        sys.setrecursionlimit(previous)
 
 
 async def test_a_container_stored_then_changed_in_place_is_saved() -> None:
@@ -169,7 +137,7 @@ session_data = st.fixed_dictionaries(
     {"cart": st.lists(json_tree, max_size=3), "prefs": st.dictionaries(st.text(max_size=3), json_tree, max_size=3)},
     optional={"a": json_tree, "b": json_leaf},
 )
-READS = [*sorted(HANDING_OUT), "nothing"]
+READS = [*sorted(READS_BY_NAME), "nothing"]
 
 
 def containers_in(value: object) -> list[list[Any] | dict[str, Any]]:
@@ -214,8 +182,8 @@ def mutate(container: list[Any] | dict[str, Any], draw: Callable[..., Any]) -> N
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=session_data, choices=st.data())
 def test_no_nested_write_is_ever_missed(data: dict[str, Any], choices: st.DataObject) -> None:
-    """Whatever the app reads and changes in place through the dict API, a changed session is resealed with
-    exactly the new data, and an unchanged one is not."""
+    """Whatever the app reads and changes in place, through the dict API or around it, a changed session is
+    resealed with exactly the new data, and an unchanged one is not."""
     final: dict[str, Any] = {}
 
     def action(request: Request) -> None:
@@ -225,11 +193,11 @@ def test_no_nested_write_is_ever_missed(data: dict[str, Any], choices: st.DataOb
             if how == "nothing" or not session:
                 continue
             key = choices.draw(st.sampled_from(sorted(dict.keys(session))), label="key")
-            got = HANDING_OUT[how](session, key)
+            got = READS_BY_NAME[how](session, key)
             candidates = containers_in(got)
             if candidates:
                 mutate(choices.draw(st.sampled_from(candidates), label="container"), choices.draw)
-        final.update(json.loads(json.dumps(dict(dict.items(session)))))  # around the dict API: flags nothing
+        final.update(json.loads(json.dumps(dict(dict.items(session)))))
 
     result = asyncio.run(call(app_doing(action), cookie(seal(KEY_A, data))))
     if json.dumps(final) == json.dumps(data):  # as JSON: True and 1 are equal in Python, not in the cookie

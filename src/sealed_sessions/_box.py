@@ -9,7 +9,8 @@ moves that module, the public bindings are used instead, with the same results a
 (``tests/test_box.py`` checks both paths against each other).
 
 Guaranteed: the same bytes and the same :class:`nacl.exceptions.CryptoError` on a failed MAC as
-``nacl.bindings``. Not checked here: key and nonce lengths (the caller's job; see ``_envelope``).
+``nacl.bindings``, and a :class:`ValueError` for a key or nonce of the wrong length (libsodium
+reads fixed lengths from what it is given: two ``len`` calls keep it inside the buffers).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from collections.abc import Callable
 
 from nacl.exceptions import CryptoError
 
-__all__ = ["MAC_SIZE", "box_open", "box_seal"]
+__all__ = ["KEY_SIZE", "MAC_SIZE", "NONCE_SIZE", "box_open", "box_seal"]
 
 MAC_SIZE = 16
 """Bytes the Poly1305 tag adds to a box."""
+KEY_SIZE = 32
+NONCE_SIZE = 24
 
 Seal = Callable[[bytes, bytes, bytes], bytes]
 Open = Callable[[bytes, bytes, bytes], bytes]
@@ -40,6 +43,8 @@ def _direct() -> tuple[Seal, Open]:
     c_seal, c_open = lib.crypto_secretbox_easy, lib.crypto_secretbox_open_easy
 
     def seal(message: bytes, nonce: bytes, key: bytes) -> bytes:
+        if len(nonce) != NONCE_SIZE or len(key) != KEY_SIZE:
+            raise ValueError("a secretbox needs a 24-byte nonce and a 32-byte key")
         size = len(message) + MAC_SIZE
         out = new("unsigned char[]", size)
         if c_seal(out, message, len(message), nonce, key) != 0:  # pragma: no cover - libsodium never fails here
@@ -48,6 +53,8 @@ def _direct() -> tuple[Seal, Open]:
         return sealed
 
     def open_(box: bytes, nonce: bytes, key: bytes) -> bytes:
+        if len(nonce) != NONCE_SIZE or len(key) != KEY_SIZE:
+            raise ValueError("a secretbox needs a 24-byte nonce and a 32-byte key")
         size = len(box) - MAC_SIZE
         if size < 0:
             raise CryptoError("Decryption failed. Ciphertext failed verification")

@@ -22,7 +22,7 @@ from ._keys import KeyInput
 from ._legacy import LegacyReaders
 from ._lifetime import expiry
 from ._migration import LegacyCookie
-from ._payload import Opened, dump_data
+from ._payload import Opened, dump_data, plain_values_only
 from ._rejections import RejectionLog
 from ._schema import SessionSchema, fit
 from ._sealer import DEFAULT_MAX_AGE, Sealer
@@ -48,8 +48,8 @@ class SessionMiddleware:
     (nested changes included), it was reset or its lifetime changed, it was emptied (a deletion
     cookie), it was opened with an older key, or idle renewal is due; never on a 5xx response.
     A response that sets the cookie is marked ``Cache-Control: private``; one that read the
-    session gets ``Vary: Cookie``. A read-only request that was handed no dict or list value of
-    the session does no JSON encoding at all.
+    session gets ``Vary: Cookie``. A read-only request whose session holds only plain values
+    does no JSON encoding at all.
 
     Beyond Starlette, all off by default: ``max_chunks`` (a session spans cookies), ``compress``
     (mind the length leak), ``legacy`` (migrate Starlette or node-client-sessions cookies once),
@@ -152,7 +152,6 @@ class SessionMiddleware:
             opened, rewrite = fit(self.schema, opened, rewrite, self.rejections)
         session = Session(opened=opened)
         session.modified = rewrite  # migrated data must be sealed anew, whatever the app does
-        session.exposed = self.schema is not None  # a schema's check may have changed nested values in place
         scope[self.scope_key] = session
         if scope["type"] == "websocket":  # read-only: a handshake cannot set cookies portably
             await self.app(scope, receive, send)
@@ -241,10 +240,8 @@ class SessionMiddleware:
         """The cookie for a request that arrived without a valid one: only if the app stored data."""
         if not dict.__len__(session):
             return None
-        exposed = session.exposed  # read first: encoding calls items(), which sets it
         data_json = dump_data(session)
-        if exposed:  # json.dumps would quietly turn a nested tuple into a list
-            session.check_all()
+        session.check_all()  # json.dumps would quietly turn a nested tuple into a list
         issued_at, expires_at = self._lifetime_of(session, None, now)
         return self._set_cookie(data_json, issued_at, expires_at, now, now)
 
@@ -256,11 +253,10 @@ class SessionMiddleware:
         due: the request used the session (``accessed``), was not marked passive, and a quarter of
         the idle window has passed. An emptied session gets a deletion cookie instead.
         """
-        exposed = session.exposed  # read first: encoding calls items(), which sets it
-        if session.modified or exposed:
+        if session.modified or not plain_values_only(session):
             data_json = dump_data(session)
             changed = data_json != opened.data_json
-        else:  # not written, and no value that could change in place was handed out: no JSON
+        else:  # plain values change only through the dict API, which marks the session modified
             data_json, changed = opened.data_json, False
         issued_at, expires_at = self._lifetime_of(session, opened, now)
         if not (
@@ -273,7 +269,7 @@ class SessionMiddleware:
             return None
         if not dict.__len__(session):
             return [self.cookie.deletion()]
-        if changed and exposed:
+        if changed:
             session.check_all()  # nested writes never went through __setitem__
         # Only a request that used the session counts as activity: a passive or unread request
         # that reseals (a write, an older key or format) keeps the idle clock where it was.

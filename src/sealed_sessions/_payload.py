@@ -43,6 +43,7 @@ __all__ = [
     "dump_data",
     "encode",
     "load_object",
+    "plain_values_only",
 ]
 
 MAX_DEPTH = 32
@@ -105,19 +106,19 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan
 
 
 def _fast_encoder() -> Callable[[Any], str]:
-    """``_ENCODER.encode``, the same text, without building CPython's C encoder on every call.
+    """``_ENCODER.encode``, the same text and the same errors, with less Python around CPython's C encoder.
 
-    ``JSONEncoder.encode`` builds it anew each time, with a fresh dict for its circular-reference
-    check; built once here it has none (a cycle hits the recursion limit instead, which
-    :func:`dump_data` reports as it reports any other value that is not JSON).
+    ``JSONEncoder.encode`` goes through ``iterencode`` and rebuilds its arguments on every call;
+    this builds the C encoder directly, still once per call and with a fresh dict for its
+    circular-reference check (a shared one would keep stale entries after a failed encoding).
     """
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # pragma: no cover - an interpreter without the C accelerator
         return _ENCODER.encode
-    c_encoder = make(None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    default, basestring = _ENCODER.default, json.encoder.encode_basestring
 
     def encode(data: Any) -> str:
-        return "".join(c_encoder(data, 0))
+        return "".join(make({}, default, basestring, None, ":", ",", False, False, False)(data, 0))
 
     return encode
 
@@ -174,6 +175,19 @@ def decode(plaintext: bytes, *, sealed_with_current_key: bool, key_id: bytes | N
         data_json = _decompress(data_json[1:])
     data = load_object(data_json)
     return Opened(data, issued_at, expires_at or None, last_active, sealed_with_current_key, data_json, key_id)
+
+
+def plain_values_only(data: dict[str, Any]) -> bool:
+    """True when no value of ``data`` is a dict or a list.
+
+    Such data can only change through the dict API (which marks a session modified), never by a
+    nested write in place: a session of plain values that was not modified still matches its
+    ``data_json``, so serialising it again can be skipped (the read-only hot path does no JSON).
+    """
+    for value in dict.values(data):
+        if isinstance(value, dict | list):
+            return False
+    return True
 
 
 def load_object(data_json: bytes) -> dict[str, Any]:

@@ -6,9 +6,7 @@ including Starlette's ``accessed`` / ``modified`` flags and ``mark_accessed()``.
 Writes are checked at once: a value that cannot be stored as JSON and read back equal raises
 :class:`SessionDataError` naming the key. Changes made inside nested values
 (``session["cart"].append(x)``) are found at the end of the request by comparing the serialised
-data with what the cookie held, so they are saved too. That comparison runs only when a dict or
-list value went between the application and the session (:attr:`Session.exposed`): a request
-that read only plain values, or nothing, costs no JSON encoding at all.
+data with what the cookie held, so they are saved too.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ if TYPE_CHECKING:  # the view types exist at run time only in a private module
 __all__ = ["Session"]
 
 _UNSET: Any = object()
-_CONTAINERS = (dict, list)
 
 
 class Session(dict[str, Any]):
@@ -54,19 +51,9 @@ class Session(dict[str, Any]):
     generation: int = 0
     """How many times this request emptied the session (:meth:`reset`, :meth:`clear`): views
     taken before (:mod:`sealed_sessions.typed`) must not write into what came after."""
-    exposed: bool = False
-    """A dict or list value went between the application and the session this request: read
-    (``session["cart"]``, ``get``, ``setdefault``, ``values()``, ``items()``, ``copy()``, ``|``),
-    or stored (it may be changed in place later). Then nested changes are possible, so the
-    middleware compares the data's JSON with the cookie's; otherwise an unmodified session is
-    known to be unchanged without encoding it. Data given to the constructor counts as exposed."""
 
     def __init__(self, data: Mapping[str, Any] | None = None, *, opened: Opened | None = None) -> None:
-        if data is None and opened is not None:
-            dict.__init__(self, opened.data)
-        else:
-            super().__init__(data or ())
-            self.exposed = data is not None
+        dict.__init__(self, opened.data if data is None and opened is not None else data or ())
         self.opened = opened
         self.was_reset = False
         self.max_age_override = _UNSET
@@ -139,18 +126,12 @@ class Session(dict[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         self.accessed = True
-        value = dict.__getitem__(self, key)
-        if isinstance(value, _CONTAINERS):
-            self.exposed = True
-        return value
+        return dict.__getitem__(self, key)
 
     def get(self, key: str, default: Any = None) -> Any:
         """As ``dict.get``; marks the session accessed."""
         self.accessed = True
-        value = dict.get(self, key, default)
-        if isinstance(value, _CONTAINERS):
-            self.exposed = True
-        return value
+        return dict.get(self, key, default)
 
     def __contains__(self, key: object) -> bool:
         self.accessed = True
@@ -170,24 +151,14 @@ class Session(dict[str, Any]):
         return super().keys()
 
     def values(self) -> dict_values[str, Any]:
-        """As ``dict.values``; marks the session accessed (and exposed: the values are handed out)."""
-        self.accessed = self.exposed = True
+        """As ``dict.values``; marks the session accessed."""
+        self.accessed = True
         return super().values()
 
     def items(self) -> dict_items[str, Any]:
-        """As ``dict.items``; marks the session accessed (and exposed: the values are handed out)."""
-        self.accessed = self.exposed = True
+        """As ``dict.items``; marks the session accessed."""
+        self.accessed = True
         return super().items()
-
-    def copy(self) -> dict[str, Any]:
-        """A shallow copy, as a plain ``dict``; marks the session accessed (and exposed: the copy
-        shares the nested values)."""
-        self.accessed = self.exposed = True
-        return dict(dict.items(self))
-
-    def __or__(self, other: Any, /) -> dict[str, Any]:  # type: ignore[override]
-        self.accessed = self.exposed = True
-        return dict.__or__(self, other)
 
     # -- lifetime -------------------------------------------------------------------------------
 
@@ -226,8 +197,6 @@ class Session(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         check_json_value(key, value)
         self.mark_modified()
-        if isinstance(value, _CONTAINERS):
-            self.exposed = True  # the application keeps a reference it may change in place
         super().__setitem__(key, value)
 
     def __delitem__(self, key: str) -> None:
@@ -257,22 +226,17 @@ class Session(dict[str, Any]):
         if key not in self:
             check_json_value(key, default)
             self.mark_modified()
-        value = super().setdefault(key, default)
-        if isinstance(value, _CONTAINERS):
-            self.exposed = True
-        return value
+        return super().setdefault(key, default)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """As ``dict.update``; every value is checked as JSON before any is stored."""
         new = dict(*args, **kwargs)
         for key, value in new.items():
             check_json_value(key, value)
-            if isinstance(value, _CONTAINERS):
-                self.exposed = True
         self.mark_modified()
         super().update(new)
 
-    def __ior__(self, other: Any, /) -> Session:  # type: ignore[override]
+    def __ior__(self, other: Any, /) -> Session:  # type: ignore[override,misc]
         self.update(other)
         return self
 

@@ -3,13 +3,16 @@
 The check must leave the request's ``AsyncSession`` as it found it, on every driver, so the
 endpoint may begin its own transaction. When nothing has begun, the check is a unit of work of
 its own, ended before it returns without expiring the loaded objects; on asyncpg it runs in
-autocommit mode, which saves the ``BEGIN`` and ``COMMIT`` round trips. Where ending a ``SELECT``
-does nothing either way (autocommit mode, and SQLite, which begins no transaction for a
-``SELECT``) and no ``before_commit``/``after_commit`` listener waits for it, the unit ends by
+autocommit mode, which saves the ``BEGIN`` and ``COMMIT`` round trips. Where committing does
+nothing (a ``SELECT`` in autocommit mode, or on SQLite, which begins no transaction for one) and
+no ``before_commit``/``after_commit`` listener of the session waits for it, the unit ends by
 handing its connection back (one ``ROLLBACK`` on SQLite, nothing sent on asyncpg; the pool skips
-its reset) instead of a ``COMMIT`` followed by the pool's reset; elsewhere it is committed. Inside
-work already under way (a transaction begun by the application, pending changes, or a session
-bound to an outside connection), it is one more statement in it.
+its reset) instead of a ``COMMIT`` followed by the pool's reset; any other statement, and any
+other driver, is committed. Engine-level ``commit`` listeners therefore see a rollback for such a
+check, and the unit runs on the ``AsyncSession``'s synchronous ``Session`` (a subclass overriding
+``AsyncSession.execute`` is not called for it). Inside work already under way (a transaction
+begun by the application, pending changes, or a session bound to an outside connection), it is
+one more statement in it.
 
 Any database failure (a SQLAlchemy error or an ``OSError``: refused, unreachable, pool exhausted,
 timeout, a missing column) becomes :class:`DatabaseUnavailable`, logged on the ``sealed_sessions``
@@ -86,7 +89,8 @@ def _load_row_sync(
         if autocommitting:
             session.connection(bind_arguments={"mapper": mapper}, execution_options=_AUTOCOMMIT)
         row = session.execute(statement, params).one_or_none()
-        if (autocommitting or bind.dialect.name == "sqlite") and not _commit_listened(session):
+        read_only = isinstance(statement, Select)  # a caller's UPDATE ... RETURNING must be committed
+        if read_only and (autocommitting or bind.dialect.name == "sqlite") and not _commit_listened(session):
             _close_unit(session, mapper)
         else:
             _commit_keeping_objects_sync(session)

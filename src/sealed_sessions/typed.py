@@ -175,7 +175,6 @@ class TypedSession(Generic[T]):
 
     def _open(self, session: Session) -> Any:
         """A new view of ``session`` (checking it as the middleware's ``schema=`` would)."""
-        session.exposed = True  # ``migrate`` gets the nested values themselves and may change them in place
         current = dict(dict.items(session))
         fitted = self._fit(current)
         if fitted is None:

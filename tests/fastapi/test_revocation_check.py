@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import BigInteger, ColumnElement, String, event, select
+from sqlalchemy import BigInteger, ColumnElement, String, event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -321,6 +321,17 @@ async def test_commit_listeners_still_see_the_checks_commit(engine: AsyncEngine)
         assert user is not None
         assert not db.in_transaction()
         assert user.name == "ada"
+
+
+async def test_a_writing_statement_given_to_load_is_committed(engine: AsyncEngine) -> None:
+    """Only a SELECT ends without a COMMIT: an UPDATE ... RETURNING passed to load() is committed, not rolled back."""
+    statement = update(Member).where(Member.id == 1).values(name="touched").returning(Member)
+    async with AsyncSession(engine) as db:
+        user = await RevocationCheck(Member).load(db, statement)  # type: ignore[arg-type]  # typed as a Select, used as any statement
+        assert user is not None
+        assert not db.in_transaction()
+    async with AsyncSession(engine) as db:
+        assert await db.scalar(select(Member.name).where(Member.id == 1)) == "touched"
 
 
 async def test_inside_a_transaction_the_check_is_one_more_statement(engine: AsyncEngine) -> None:
