@@ -147,10 +147,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for section in sections:
         print()
         print(render_section(section))
+    targeted = {t.key for t in wanted}
+    informative = {key: value for key, value in sorted(derived.items()) if key not in targeted}
+    if informative:
+        print("\n== Other derived ratios (no target)")
+        print("\n".join(f"  {key}: {value:.3f}" for key, value in informative.items()))
     print()
     print(render_targets(judged))
     out = args.out / "results.json"
-    write_json(out, sections_to_json(sections, judged, meta))
+    write_json(out, sections_to_json(sections, judged, meta) | {"derived": derived})
     write_chart(chart, sections, f"sealed-sessions benchmarks ({meta['profile']} profile; ratios, not absolute times)")
     print(f"\nwrote {out} and {chart} in {meta['seconds']} s")
     return 0
