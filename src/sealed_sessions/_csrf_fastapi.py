@@ -12,15 +12,12 @@ The same checks and answers as :class:`~sealed_sessions.CSRFMiddleware`, raised 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
-
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
-from ._csrf import FIELD_NAME, HEADER_NAME, SAFE_METHODS, CSRFError, CSRFReason, session_in
-from ._csrf_check import DEFAULT_MAX_BODY, CSRFCheck
+from ._csrf import SAFE_METHODS, CSRFError, CSRFReason, session_in
+from ._csrf_check import CSRFCheck
 
 __all__ = ["CSRFProtect"]
 
@@ -38,27 +35,6 @@ class CSRFProtect(CSRFCheck):
     which counts as it reads. A refusal raises :class:`~sealed_sessions.CSRFError` and is logged,
     rate-limited, with a reason code.
     """
-
-    def __init__(
-        self,
-        *,
-        trusted_origins: Iterable[str] = (),
-        header_name: str = HEADER_NAME,
-        field_name: str = FIELD_NAME,
-        scope_key: str = "session",
-        max_body: int = DEFAULT_MAX_BODY,
-        bearer_exempt: bool = False,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(
-            trusted_origins=trusted_origins,
-            header_name=header_name,
-            field_name=field_name,
-            scope_key=scope_key,
-            max_body=max_body,
-            bearer_exempt=bearer_exempt,
-            clock=clock,
-        )
 
     async def __call__(self, request: Request) -> None:
         if request.method in SAFE_METHODS:
